@@ -1,0 +1,122 @@
+"""PCI configuration mechanism #1 (ports 0xcf8/0xcfc) on the i440fx host.
+
+It exists here to reach the PIIX4 power-management function's configuration
+registers, which place the ACPI PM block in the I/O space.  Functions other
+than the PM function answer their identity registers only.
+"""
+from __future__ import annotations
+
+from vmstate.bus import Region, Sizes
+
+CONFIG_SIZE = 256
+
+
+class PciFunction:
+    """A function's 256-byte configuration space with QEMU's write masks:
+    the standard header is read-only but for the command register, cache line,
+    latency timer and interrupt line; device-specific registers from 0x40 are
+    writable."""
+
+    def __init__(self, devfn: int, vendor: int, device: int, revision: int,
+                 class_code: int, header_type: int = 0):
+        self.devfn = devfn
+        self.config = bytearray(CONFIG_SIZE)
+        self.wmask = bytearray(CONFIG_SIZE)
+        self._set16(0x00, vendor)
+        self._set16(0x02, device)
+        self.config[0x08] = revision
+        self._set16(0x0A, class_code)
+        self.config[0x0E] = header_type
+        if header_type & 0x7F == 0:
+            self._set16(0x2C, 0x1AF4)
+            self._set16(0x2E, 0x1100)
+        self.wmask[0x04] = 0x47
+        self.wmask[0x05] = 0x05
+        for reg in (0x0C, 0x0D, 0x3C):
+            self.wmask[reg] = 0xFF
+        for reg in range(0x40, CONFIG_SIZE):
+            self.wmask[reg] = 0xFF
+
+    def _set16(self, reg: int, value: int) -> None:
+        self.config[reg:reg + 2] = value.to_bytes(2, "little")
+
+    def config_read(self, addr: int, size: int) -> int:
+        return int.from_bytes(self.config[addr:addr + size], "little")
+
+    def config_write(self, addr: int, size: int, value: int) -> None:
+        for i in range(size):
+            mask = self.wmask[addr + i]
+            byte = (value >> (8 * i)) & 0xFF
+            self.config[addr + i] = (self.config[addr + i] & ~mask) | (byte & mask)
+        self.config_written(addr, size)
+
+    def config_written(self, addr: int, size: int) -> None:
+        """Hook for functions whose registers have side effects."""
+
+
+class PciHost:
+    """The config-address register at 0xcf8 and the data window at 0xcfc,
+    plus PIIX3's reset-control register at 0xcf9, which overlays the former."""
+
+    def __init__(self):
+        self.config_reg = 0
+        self.rcr = 0
+        self.functions: dict[int, PciFunction] = {}
+        self.address_region = Region("pci-conf-idx", 4, self._addr_read, self._addr_write)
+        self.data_region = Region("pci-conf-data", 4, self._data_read, self._data_write)
+        self.rcr_region = Region("piix3-reset-control", 1, self._rcr_read, self._rcr_write,
+                                 impl=Sizes(1, 1))
+
+    def add(self, function: PciFunction) -> None:
+        self.functions[function.devfn] = function
+
+    def map(self, io) -> None:
+        io.map(0xCF8, self.address_region)
+        io.map(0xCFC, self.data_region)
+        io.map(0xCF9, self.rcr_region, overlay=True)
+
+    def _addr_read(self, offset: int, size: int) -> int:
+        return self.config_reg
+
+    def _addr_write(self, offset: int, size: int, value: int) -> None:
+        if offset == 0 and size == 4:
+            self.config_reg = value
+
+    def _target(self, offset: int) -> tuple[PciFunction | None, int]:
+        addr = self.config_reg | (offset & 3)
+        if (addr >> 16) & 0xFF:
+            return None, 0
+        return self.functions.get((addr >> 8) & 0xFF), addr & 0xFF
+
+    def _data_read(self, offset: int, size: int) -> int:
+        if not self.config_reg & (1 << 31):
+            return 0xFFFFFFFF
+        function, reg = self._target(offset)
+        if function is None:
+            return 0xFFFFFFFF
+        return function.config_read(reg, min(size, CONFIG_SIZE - reg))
+
+    def _data_write(self, offset: int, size: int, value: int) -> None:
+        if not self.config_reg & (1 << 31):
+            return
+        function, reg = self._target(offset)
+        if function is not None:
+            function.config_write(reg, min(size, CONFIG_SIZE - reg), value)
+
+    def _rcr_read(self, offset: int, size: int) -> int:
+        return self.rcr
+
+    def _rcr_write(self, offset: int, size: int, value: int) -> None:
+        # Bit 2 requests a system reset, which a qtest trace cannot survive on
+        # the reference either; only the stored bit is modeled.
+        self.rcr = value & 0x02
+
+
+def pc_functions() -> list[PciFunction]:
+    """The functions QEMU 7.2's ``pc`` machine has with ``-nodefaults``, bar
+    the PM function: host bridge, PIIX3 ISA bridge, PIIX3 IDE."""
+    return [
+        PciFunction(0x00, 0x8086, 0x1237, 0x02, 0x0600),
+        PciFunction(0x08, 0x8086, 0x7000, 0x00, 0x0601, header_type=0x80),
+        PciFunction(0x09, 0x8086, 0x7010, 0x00, 0x0101),
+    ]

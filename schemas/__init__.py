@@ -1,0 +1,1 @@
+"""Versioned binary schemas of each device's full state (QEMU's wire format)."""

@@ -1,0 +1,181 @@
+"""Virtual and host time, and the timers that fire on them.
+
+Device models never tick.  They arm timers with absolute deadlines and compute
+everything else (counter values, time of day) from the clock when asked, so
+advancing the clock costs one heap operation per event that falls in the
+interval, whatever its length.  The semantics follow QEMU's qtest clock
+(``qtest_clock_warp``): time moves to the next deadline, every due timer runs
+with the clock set exactly there, and timers with equal deadlines run in the
+order they were armed.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Callable
+
+NANOSECONDS_PER_SECOND = 1_000_000_000
+
+
+def muldiv64(a: int, b: int, c: int) -> int:
+    """QEMU's ``muldiv64``: a * b / c with an exact intermediate, truncated."""
+    return (a * b) // c
+
+
+class Timer:
+    """A one-shot deadline, QEMU's ``QEMUTimer``.
+
+    ``expire`` is the absolute deadline in the owning clock's nanoseconds, or
+    -1 when the timer is not pending: the value a migration stream carries.
+    """
+
+    __slots__ = ("clock", "callback", "expire", "_token", "name")
+
+    def __init__(self, clock: "VirtualClock | HostClock", callback: Callable[[], None], name: str = ""):
+        self.clock = clock
+        self.callback = callback
+        self.expire = -1
+        self._token = None
+        self.name = name
+
+    @property
+    def pending(self) -> bool:
+        return self.expire != -1
+
+    def mod(self, expire: int) -> None:
+        """Arm (or re-arm) the timer for an absolute deadline."""
+        self.clock._arm(self, int(expire))
+
+    def delete(self) -> None:
+        self.expire = -1
+        self._token = None
+
+    def __repr__(self) -> str:
+        return f"<Timer {self.name or self.callback!r} expire={self.expire}>"
+
+
+class VirtualClock:
+    """QEMU_CLOCK_VIRTUAL: integer nanoseconds that move only when told to.
+
+    It stands still while the machine is paused (for migration), and under
+    qtest it moves only through :meth:`step` and :meth:`warp`.
+    """
+
+    def __init__(self, start: int = 0):
+        self._now = start
+        self._heap: list[tuple[int, int, Timer]] = []
+        self._seq = itertools.count()
+        self._live = 0
+
+    @property
+    def now(self) -> int:
+        return self._now
+
+    def timer(self, callback: Callable[[], None], name: str = "") -> Timer:
+        return Timer(self, callback, name)
+
+    def _arm(self, timer: Timer, deadline: int) -> None:
+        token = next(self._seq)
+        timer.expire = deadline
+        timer._token = token
+        heapq.heappush(self._heap, (deadline, token, timer))
+        if len(self._heap) > 64 and len(self._heap) > 4 * self.pending_count():
+            self._compact()
+
+    def _compact(self) -> None:
+        self._heap = [e for e in self._heap if e[2]._token == e[1]]
+        heapq.heapify(self._heap)
+
+    def pending_count(self) -> int:
+        return sum(1 for e in self._heap if e[2]._token == e[1])
+
+    def _head(self) -> tuple[int, int, Timer] | None:
+        heap = self._heap
+        while heap:
+            entry = heap[0]
+            if entry[2]._token == entry[1]:
+                return entry
+            heapq.heappop(heap)
+        return None
+
+    def deadline(self) -> int | None:
+        """The earliest pending deadline, or None when nothing is armed."""
+        head = self._head()
+        return None if head is None else head[0]
+
+    def run_due(self) -> int:
+        """Run every timer due at the current time; timers armed by a callback
+        for a time not after now run in the same pass, as in QEMU."""
+        fired = 0
+        while True:
+            head = self._head()
+            if head is None or head[0] > self._now:
+                return fired
+            heapq.heappop(self._heap)
+            timer = head[2]
+            timer.expire = -1
+            timer._token = None
+            timer.callback()
+            fired += 1
+
+    def warp(self, dest: int) -> None:
+        """Advance to ``dest``, stopping at each deadline on the way
+        (``qtest_clock_warp``).  A destination in the past does nothing, and
+        neither does one equal to now: no timer runs then."""
+        while self._now < dest:
+            head = self._head()
+            if head is None or head[0] >= dest:
+                self._now = dest
+            elif head[0] > self._now:
+                self._now = head[0]
+            self.run_due()
+
+    def step(self, ns: int | None = None) -> int:
+        """qtest's ``clock_step``: by ``ns``, or with None to the next
+        deadline (QEMU 7.2 answers with the unchanged time when there is
+        none)."""
+        if ns is None:
+            deadline = self.deadline()
+            ns = -1 if deadline is None else max(0, deadline - self._now)
+        self.warp(self._now + ns)
+        return self._now
+
+
+class HostClock:
+    """QEMU_CLOCK_HOST as a machine sees it: wall time that goes on while the
+    machine is paused.
+
+    By default it is deterministic: ``epoch`` plus the virtual time plus every
+    pause so far, so the same trace gives the same host time everywhere.
+    Migration downtime is a :meth:`pause`, which moves host time and not
+    virtual time.  Timers on this clock live in the virtual clock's queue at
+    the matching virtual deadline and are moved when host time jumps.
+    """
+
+    def __init__(self, virtual: VirtualClock, epoch: int = 0):
+        self.virtual = virtual
+        self.epoch = epoch
+        self.paused_total = 0
+        self._timers: list[Timer] = []
+
+    @property
+    def now(self) -> int:
+        return self.epoch + self.paused_total + self.virtual.now
+
+    def timer(self, callback: Callable[[], None], name: str = "") -> Timer:
+        timer = Timer(self, callback, name)
+        self._timers.append(timer)
+        return timer
+
+    def _arm(self, timer: Timer, deadline: int) -> None:
+        self.virtual._arm(timer, deadline - self.epoch - self.paused_total)
+        timer.expire = deadline
+
+    def pause(self, ns: int) -> None:
+        """Let ``ns`` of host time pass while the virtual clock stands still."""
+        if ns < 0:
+            raise ValueError("a pause cannot be negative")
+        self.paused_total += ns
+        for timer in self._timers:
+            if timer.pending:
+                self._arm(timer, timer.expire)

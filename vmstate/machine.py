@@ -1,0 +1,155 @@
+"""QEMU 7.2's ``pc`` machine, as far as its timer devices go.
+
+The machine owns the clocks, the two address spaces and the 24 I/O APIC
+inputs (numbered as qtest's ``irq_intercept_in ioapic`` numbers them: the GSI),
+builds the devices and wires them as ``hw/i386/pc.c`` does.  What the guest
+observes is recorded in the attached :class:`Session`, which belongs to the
+qtest client rather than to the machine, so it carries on across a migration.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from devices.acpi_pm import AcpiPm
+from devices.pci import PciHost, pc_functions
+from vmstate.bus import AddressSpace
+from vmstate.clock import NANOSECONDS_PER_SECOND, HostClock, VirtualClock
+from vmstate.errors import UsageError
+from vmstate.irq import IrqLine
+from vmstate.observe import Clock, Edge, Observations, Read
+
+IOAPIC_PINS = 24
+RAM_SIZE = 8 << 20
+DEFAULT_RTC_BASE = "2000-01-01T00:00:00"
+IOAPIC_PATHS = ("ioapic", "/machine/ioapic")
+
+
+def parse_rtc_base(text: str) -> int:
+    """``-rtc base=`` as UTC epoch seconds.  Accepts ISO-8601 and QEMU's own
+    ``YYYY-MM-DDTHH:MM:SS`` and ``YYYY-MM-DD``; a time zone, if given, counts."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--rtc-base: {text!r} is not an ISO-8601 date and time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return int(when.timestamp())
+
+
+@dataclass
+class Session:
+    """The qtest client's side: what it has observed and which interrupt
+    levels it last reported (qtest's ``irq_levels``, zero until told)."""
+
+    observations: Observations = field(default_factory=Observations)
+    intercepting: bool = False
+    irq_levels: list[int] = field(default_factory=lambda: [0] * IOAPIC_PINS)
+    op: int = 0
+
+
+class PcMachine:
+    def __init__(self, rtc_base: str = DEFAULT_RTC_BASE, rtc_clock: str = "vm"):
+        if rtc_clock not in ("vm", "host"):
+            raise UsageError(f"--rtc-clock: {rtc_clock!r} is neither 'vm' nor 'host'")
+        self.rtc_base = parse_rtc_base(rtc_base)
+        self.rtc_clock = rtc_clock
+        self.clock = VirtualClock()
+        self.host = HostClock(self.clock, epoch=self.rtc_base * NANOSECONDS_PER_SECOND)
+        self.io = AddressSpace("io", 0x10000, unassigned_ones=True)
+        self.mem = AddressSpace("memory", 1 << 64, unassigned_ones=False)
+        self.mem.ram("pc.ram-low", 0, 0xA0000)
+        self.mem.ram("pc.ram-high", 0x100000, RAM_SIZE - 0x100000)
+        self.gsi_levels = [0] * IOAPIC_PINS
+        self.gsi = [IrqLine(self._gsi_sink(n)) for n in range(IOAPIC_PINS)]
+        self.session: Session | None = Session()
+        self.pci = PciHost()
+        for function in pc_functions():
+            self.pci.add(function)
+        self.pm = AcpiPm(self.clock, self.gsi[9], self.io)
+        self.pci.add(self.pm)
+        self.pci.map(self.io)
+        self.devices = {self.pm.name: self.pm}
+        # The PIT's and the RTC's interrupt outputs; on pc they reach GSI 0
+        # and 8 through the HPET's legacy-replacement inputs.
+        self.pit_out = IrqLine(self.gsi[0].set)
+        self.rtc_out = IrqLine(self.gsi[8].set)
+        self._attach_hpet()
+        self._attach_rtc()
+        self._attach_pit()
+
+    # -- the timer devices, in hw/i386/pc.c's order -------------------------------
+    def _attach_hpet(self) -> None:
+        """HPET at 0xfed00000 (issue 5)."""
+
+    def _attach_rtc(self) -> None:
+        """MC146818 RTC at 0x70 (issue 6)."""
+
+    def _attach_pit(self) -> None:
+        """i8254 PIT at 0x40 and the PC speaker port at 0x61 (issue 4)."""
+
+    # -- interrupts -------------------------------------------------------------
+    def _gsi_sink(self, n: int):
+        def sink(level: int) -> None:
+            self.gsi_levels[n] = level
+            session = self.session
+            if session is not None and session.intercepting and session.irq_levels[n] != level:
+                session.irq_levels[n] = level
+                session.observations.events.append(Edge(session.op, self.clock.now, n, level))
+        return sink
+
+    def intercept(self, path: str) -> str:
+        """qtest's ``irq_intercept_in``: the reply it sends."""
+        if path not in IOAPIC_PATHS:
+            return "FAIL Unknown device"
+        if self.session is not None:
+            self.session.intercepting = True
+        return "OK"
+
+    # -- guest accesses ---------------------------------------------------------
+    def _record(self, event) -> None:
+        if self.session is not None:
+            self.session.observations.events.append(event)
+
+    def _op(self) -> int:
+        return self.session.op if self.session is not None else 0
+
+    def io_read(self, addr: int, size: int) -> int:
+        value = self.io.read(addr, size)
+        self._record(Read(self._op(), self.clock.now, "io", addr, size, value))
+        return value
+
+    def io_write(self, addr: int, size: int, value: int) -> None:
+        self.io.write(addr, size, value)
+
+    def mem_read(self, addr: int, size: int) -> int:
+        value = self.mem.read(addr, size)
+        self._record(Read(self._op(), self.clock.now, "mem", addr, size, value))
+        return value
+
+    def mem_write(self, addr: int, size: int, value: int) -> None:
+        self.mem.write(addr, size, value)
+
+    def clock_step(self, ns: int | None = None) -> int:
+        now = self.clock.step(ns)
+        self._record(Clock(self._op(), now))
+        return now
+
+    def clock_set(self, ns: int) -> int:
+        self.clock.warp(ns)
+        self._record(Clock(self._op(), self.clock.now))
+        return self.clock.now
+
+    # -- migration ----------------------------------------------------------------
+    def clone(self) -> "PcMachine":
+        """A deep copy without the session: the client's record stays one."""
+        session, self.session = self.session, None
+        try:
+            twin = copy.deepcopy(self)
+        finally:
+            self.session = session
+        return twin
+
+    def get_state(self) -> dict:
+        return {"clock": self.clock.now, **{name: dev.get_state() for name, dev in self.devices.items()}}

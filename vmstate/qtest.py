@@ -1,0 +1,203 @@
+"""Traces in QEMU's qtest text protocol, and a runner that answers them as
+QEMU 7.2 answers a qtest client.
+
+A trace is the same text one would send to ``-qtest``: one command a line.
+We add ``#`` comments, blank lines (both skipped, and stripped before a trace
+goes to the reference) and ``migrate`` lines for the migration checker.
+QEMU aborts on a malformed argument; we refuse the whole trace up front with
+the line number instead, so nothing runs on a trace that cannot run.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from vmstate.errors import TraceError
+from vmstate.observe import Edge
+
+PORT_WIDTHS = {"outb": 1, "outw": 2, "outl": 4, "inb": 1, "inw": 2, "inl": 4}
+MEM_WIDTHS = {"writeb": 1, "writew": 2, "writel": 4, "writeq": 8,
+              "readb": 1, "readw": 2, "readl": 4, "readq": 8}
+U64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class Command:
+    line: int
+    text: str
+    name: str
+    args: tuple
+
+    def __str__(self) -> str:
+        return self.text
+
+
+_NUMBER = re.compile(r"([+-]?)(?:0[xX]([0-9a-fA-F]+)|(0[0-7]*)|([1-9][0-9]*))")
+
+
+def parse_number(word: str, signed: bool = False) -> int:
+    """C's strtoul/strtoll with base 0, as qemu_strtoul uses: 0x for hex, a
+    leading 0 for octal, else decimal; the whole word must be the number."""
+    match = _NUMBER.fullmatch(word)
+    if match is None or (match.group(1) and not signed):
+        raise ValueError(word)
+    sign, hexa, octal, decimal = match.groups()
+    if hexa is not None:
+        value = int(hexa, 16)
+    elif octal is not None:
+        value = int(octal, 8)
+    else:
+        value = int(decimal, 10)
+    return -value if sign == "-" else value
+
+
+def _number(word: str, what: str, lo: int, hi: int, signed: bool = False) -> int:
+    try:
+        value = parse_number(word, signed)
+    except ValueError:
+        raise TraceError(f"{what} {word!r} is not a number") from None
+    if not lo <= value <= hi:
+        raise TraceError(f"{what} {word} is out of range ({lo:#x}..{hi:#x})")
+    return value
+
+
+def _arity(words: list[str], n: int, usage: str) -> None:
+    if len(words) - 1 != n:
+        raise TraceError(f"expected {usage}")
+
+
+def parse_line(line: int, text: str) -> Command | None:
+    stripped = text.rstrip("\r\n")
+    if not stripped.strip() or stripped.lstrip().startswith("#"):
+        return None
+    try:
+        words = stripped.split(" ")
+        name = words[0]
+        if "" in words:
+            raise TraceError("words must be separated by single spaces (qtest splits on each)")
+        if name in PORT_WIDTHS and name.startswith("out"):
+            _arity(words, 2, f"{name} PORT VALUE")
+            args = (_number(words[1], "port", 0, 0xFFFF), _number(words[2], "value", 0, U64))
+        elif name in PORT_WIDTHS:
+            _arity(words, 1, f"{name} PORT")
+            args = (_number(words[1], "port", 0, 0xFFFF),)
+        elif name in MEM_WIDTHS and name.startswith("write"):
+            _arity(words, 2, f"{name} ADDRESS VALUE")
+            args = (_number(words[1], "address", 0, U64), _number(words[2], "value", 0, U64))
+        elif name in MEM_WIDTHS:
+            _arity(words, 1, f"{name} ADDRESS")
+            args = (_number(words[1], "address", 0, U64),)
+        elif name == "clock_step":
+            if len(words) > 2:
+                raise TraceError("expected clock_step [NS]")
+            args = (_number(words[1], "nanoseconds", -(1 << 63), (1 << 63) - 1, True),) if len(words) == 2 else (None,)
+        elif name == "clock_set":
+            _arity(words, 1, "clock_set NS")
+            args = (_number(words[1], "nanoseconds", -(1 << 63), (1 << 63) - 1, True),)
+        elif name == "irq_intercept_in":
+            _arity(words, 1, "irq_intercept_in PATH")
+            args = (words[1],)
+        elif name == "endianness":
+            _arity(words, 0, "endianness")
+            args = ()
+        elif name == "migrate":
+            args = tuple(_migrate_option(w) for w in words[1:])
+        elif name in ("irq_intercept_out", "set_irq_in", "read", "write", "b64read",
+                      "b64write", "memset", "module_load", "rtas"):
+            raise TraceError(f"'{name}' is a qtest command vmstate does not model")
+        else:
+            args = ()
+    except TraceError as err:
+        raise TraceError(err.message, line, stripped) from None
+    return Command(line, stripped, name, args)
+
+
+def _migrate_option(word: str) -> tuple[str, str]:
+    key, sep, value = word.partition("=")
+    if not sep or not key or not value:
+        raise TraceError(f"migrate options are KEY=VALUE, not {word!r}")
+    return key, value
+
+
+def parse_trace(text: str) -> list[Command]:
+    commands = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        command = parse_line(number, line)
+        if command is not None:
+            commands.append(command)
+    return commands
+
+
+def strip_trace(commands: list[Command]) -> str:
+    """The trace as the reference must receive it: commands only."""
+    return "".join(f"{c.text}\n" for c in commands)
+
+
+Migrate = Callable[[object, Command], object]
+
+
+def _clone(machine, command):
+    return machine.clone()
+
+
+class Runner:
+    """Executes commands on a machine and yields QEMU's reply lines.
+
+    ``migrate`` decides what a ``migrate`` line does with the machine; by
+    default it continues on a deep copy.
+    """
+
+    def __init__(self, machine, migrate: Migrate = _clone):
+        self.machine = machine
+        self.migrate = migrate
+
+    @property
+    def session(self):
+        return self.machine.session
+
+    def execute(self, command: Command) -> list[str]:
+        machine = self.machine
+        session = machine.session
+        session.op = command.line
+        events = session.observations.events
+        start = len(events)
+        reply = self._reply(command)
+        out = [f"IRQ {'raise' if e.level else 'lower'} {e.line}"
+               for e in events[start:] if isinstance(e, Edge)]
+        out.append(reply)
+        return out
+
+    def _reply(self, command: Command) -> str:
+        m = self.machine
+        name, args = command.name, command.args
+        if name in PORT_WIDTHS:
+            width = PORT_WIDTHS[name]
+            if name.startswith("out"):
+                m.io_write(args[0], width, args[1] & ((1 << (8 * width)) - 1))
+                return "OK"
+            return f"OK 0x{m.io_read(args[0], width):04x}"
+        if name in MEM_WIDTHS:
+            width = MEM_WIDTHS[name]
+            if name.startswith("write"):
+                m.mem_write(args[0], width, args[1] & ((1 << (8 * width)) - 1))
+                return "OK"
+            return f"OK 0x{m.mem_read(args[0], width):016x}"
+        if name == "clock_step":
+            return f"OK {m.clock_step(args[0])}"
+        if name == "clock_set":
+            return f"OK {m.clock_set(args[0])}"
+        if name == "irq_intercept_in":
+            return m.intercept(args[0])
+        if name == "endianness":
+            return "OK little"
+        if name == "migrate":
+            session = m.session
+            self.machine = self.migrate(m, command)
+            self.machine.session = session
+            return "OK"
+        return f"FAIL Unknown command '{name}'"
+
+    def run(self, commands: list[Command]) -> Iterator[str]:
+        for command in commands:
+            yield from self.execute(command)
