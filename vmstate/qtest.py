@@ -120,6 +120,27 @@ def _migrate_option(word: str) -> tuple[str, str]:
     return key, value
 
 
+PRAGMA_KEYS = ("rtc-base", "rtc-clock")
+
+
+def parse_pragmas(text: str) -> dict[str, str]:
+    """Machine options a trace carries on ``#!`` lines before its first
+    command, e.g. ``#! rtc-base=2010-06-08T01:23:00 rtc-clock=vm``, so that a
+    trace file says on which machine it means what it says."""
+    options: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.startswith("#!"):
+            if line.strip() and not line.lstrip().startswith("#"):
+                break
+            continue
+        for word in line[2:].split():
+            key, sep, value = word.partition("=")
+            if not sep or key not in PRAGMA_KEYS:
+                raise TraceError(f"unknown pragma {word!r} (known: {', '.join(PRAGMA_KEYS)})", number, line)
+            options[key] = value
+    return options
+
+
 def parse_trace(text: str) -> list[Command]:
     commands = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -163,10 +184,19 @@ class Runner:
         events = session.observations.events
         start = len(events)
         reply = self._reply(command)
-        out = [f"IRQ {'raise' if e.level else 'lower'} {e.line}"
-               for e in events[start:] if isinstance(e, Edge)]
+        out = self._irq_lines(events, start)
         out.append(reply)
+        # A timer armed for a deadline already past runs in QEMU's main loop
+        # right after the reply is sent, before the next command is read.
+        start = len(events)
+        self.machine.clock.run_due()
+        out.extend(self._irq_lines(events, start))
         return out
+
+    @staticmethod
+    def _irq_lines(events, start: int) -> list[str]:
+        return [f"IRQ {'raise' if e.level else 'lower'} {e.line}"
+                for e in events[start:] if isinstance(e, Edge)]
 
     def _reply(self, command: Command) -> str:
         m = self.machine
