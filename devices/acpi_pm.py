@@ -9,7 +9,9 @@ TMR_STS is clear, exactly as in QEMU 7.2's ``hw/acpi/core.c``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import copy
 
 from devices.pci import PciFunction
 from vmstate.bus import Region, Sizes
@@ -28,8 +30,33 @@ DEVFN = 0x0B  # device 1, function 3
 
 
 @dataclass
+class PmSmbState:
+    """The SMBus host controller's registers.  Not modeled, but carried so
+    that a ``piix4_pm`` section round-trips exactly; the defaults are what a
+    QEMU 7.2 ``pc`` machine saves after reset."""
+
+    smb_stat: int = 0
+    smb_ctl: int = 0
+    smb_cmd: int = 0
+    smb_addr: int = 0
+    smb_data0: int = 0
+    smb_data1: int = 0
+    smb_index: int = 0
+    smb_data: bytes = bytes(32)
+    smb_auxctl: int = 2
+    smb_blkdata: int = 0
+    i2c_enable: int = 0
+    op_done: int = 1
+    in_i2c_block_read: int = 0
+    start_transaction_on_status_read: int = 0
+
+
+@dataclass
 class PmState:
-    """Everything the PM function holds that a guest can observe."""
+    """Everything the PM function holds.  The first fields are modeled; the
+    rest (PCI interrupt state, APM, SMBus, PCI and memory hotplug) are not,
+    but QEMU's ``piix4_pm`` section carries them, so they are kept as
+    storage with the values QEMU saves after reset."""
 
     pm1_sts: int
     pm1_en: int
@@ -39,6 +66,15 @@ class PmState:
     gpe_sts: int
     gpe_en: int
     config: bytes
+    pci_version_id: int = 2
+    irq_state: bytes = bytes(16)
+    apmc: int = 0
+    apms: int = 0
+    smb: PmSmbState = field(default_factory=PmSmbState)
+    hotplug_select: int = 0
+    pcihp: bytes = bytes(256 * 8)
+    acpi_index: int = 0
+    memhp_selector: int = 0
 
 
 class AcpiPm(PciFunction):
@@ -61,6 +97,7 @@ class AcpiPm(PciFunction):
                                  valid=Sizes(1, 4), impl=Sizes(1, 1))
         io.map(GPE_BASE, self.gpe_region)
         self.mapped_base: int | None = None
+        self.carried = PmState(0, 0, 0, 0, -1, 0, 0, b"")
         self.config[0x06] = 0x80
         self.config[0x07] = 0x02
         self.config[0x3D] = 0x01
@@ -184,8 +221,11 @@ class AcpiPm(PciFunction):
 
     # -- state -----------------------------------------------------------------
     def get_state(self) -> PmState:
+        c = self.carried
         return PmState(self.pm1_sts, self.pm1_en, self.pm1_cnt, self.overflow_time,
-                       self.timer.expire, self.gpe_sts, self.gpe_en, bytes(self.config))
+                       self.timer.expire, self.gpe_sts, self.gpe_en, bytes(self.config),
+                       c.pci_version_id, c.irq_state, c.apmc, c.apms, copy.copy(c.smb),
+                       c.hotplug_select, c.pcihp, c.acpi_index, c.memhp_selector)
 
     def set_state(self, state: PmState) -> None:
         self.pm1_sts = state.pm1_sts
@@ -195,6 +235,7 @@ class AcpiPm(PciFunction):
         self.gpe_sts = state.gpe_sts
         self.gpe_en = state.gpe_en
         self.config[:] = state.config
+        self.carried = copy.deepcopy(state)
         if state.timer_expire == -1:
             self.timer.delete()
         else:

@@ -1,1 +1,35 @@
-"""Versioned binary schemas of each device's full state (QEMU's wire format)."""
+"""Versioned binary schemas of each device's full state, in QEMU's wire format.
+
+One module per section, each a :class:`vmstate.describe.Description` table
+written from QEMU 7.2's VMStateDescription and the format's history.
+:data:`SECTIONS` lists them in the order QEMU 7.2's ``pc`` machine writes
+them; ``device`` is the key of the device in ``PcMachine.devices`` (None for
+the virtual clock).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.piix4_pm import PIIX4_PM
+from schemas.timer import TIMER
+from vmstate.describe import Description
+
+
+@dataclass(frozen=True)
+class SectionSchema:
+    idstr: str
+    device: str | None
+    description: Description
+
+
+SECTIONS: list[SectionSchema] = [
+    SectionSchema("timer", None, TIMER),
+    SectionSchema("0000:00:01.3/piix4_pm", "piix4_pm", PIIX4_PM),
+]
+
+
+def by_idstr(idstr: str) -> SectionSchema | None:
+    for section in SECTIONS:
+        if section.idstr == idstr:
+            return section
+    return None

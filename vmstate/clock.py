@@ -98,6 +98,11 @@ class VirtualClock:
             heapq.heappop(heap)
         return None
 
+    def load(self, now: int) -> None:
+        """Set the time a migration stream carried, running nothing: every
+        timer is then re-armed by the state that is loaded with it."""
+        self._now = now
+
     def deadline(self) -> int | None:
         """The earliest pending deadline, or None when nothing is armed."""
         head = self._head()

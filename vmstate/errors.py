@@ -42,3 +42,61 @@ class OracleError(VmstateError):
 
 class OracleUnavailable(OracleError):
     """The reference binary is not built; the message says how to build it."""
+
+
+class StreamError(VmstateError):
+    """A migration stream that cannot be loaded.  ``offset`` is the byte
+    offset in the stream, ``path`` the field path (``hpet.timer[2].period``)
+    where known.  Raised before anything is applied to the destination."""
+
+    def __init__(self, message: str, offset: int | None = None, path: str | None = None):
+        self.message = message
+        self.offset = offset
+        self.path = path
+        where = []
+        if offset is not None:
+            where.append(f"offset {offset:#x}")
+        if path:
+            where.append(path)
+        super().__init__(f"{' '.join(where)}: {message}" if where else message)
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "offset": self.offset, "path": self.path}
+
+
+class TruncatedStream(StreamError):
+    """The stream ends in the middle of something."""
+
+
+class TrailingData(StreamError):
+    """Bytes follow where the stream should have ended."""
+
+
+class NotAStream(StreamError):
+    """The magic number or the stream format version is wrong."""
+
+
+class MalformedStream(StreamError):
+    """A section marker, header, footer or description that is not what the
+    format requires."""
+
+
+class UnknownSection(StreamError):
+    """A section this machine has no device for."""
+
+
+class UnknownSubsection(StreamError):
+    """A subsection of a known section that this version does not know."""
+
+
+class VersionTooNew(StreamError):
+    """A section version above what this code can load."""
+
+
+class VersionTooOld(StreamError):
+    """A section version below the description's minimum."""
+
+
+class InvalidField(StreamError):
+    """A value that the device could never hold, or fields that contradict
+    each other."""

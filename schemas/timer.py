@@ -1,0 +1,23 @@
+"""``timer``: the virtual clock, version 2.
+
+QEMU saves ``cpu_clock_offset`` holding the virtual clock's value while the
+machine is stopped, which is how a destination resumes at the virtual time
+the source stopped at: every deadline in the device sections is absolute in
+that clock.
+"""
+from dataclasses import dataclass
+
+from vmstate.describe import INT64, Description, Field, Unused
+
+
+@dataclass
+class TimerState:
+    cpu_ticks_offset: int = 0
+    cpu_clock_offset: int = 0
+
+
+TIMER = Description("timer", version=2, minimum=1, fields=[
+    Field("cpu_ticks_offset", INT64),
+    Unused(8),
+    Field("cpu_clock_offset", INT64, since=2, valid=range(0, 1 << 63)),
+])

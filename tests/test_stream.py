@@ -1,0 +1,152 @@
+"""The QEVM container and machine save/restore: framing, refusals, and a
+destination left exactly as it was whenever a load fails."""
+import copy
+import struct
+
+import pytest
+
+from realstream import real_stream
+from vmstate import migration, stream
+from vmstate.errors import (MalformedStream, NotAStream, StreamError, TrailingData, TruncatedStream,
+                            UnknownSection, UsageError, VersionTooNew, VersionTooOld)
+from vmstate.machine import PcMachine
+
+PM_ON = [(0xCF8, 0x80000B40), (0xCFC, 0x601), (0xCF8, 0x80000B80), (0xCFC, 0x1)]
+
+
+def busy_machine() -> PcMachine:
+    m = PcMachine()
+    for port, value in PM_ON:
+        m.io_write(port, 4, value)
+    m.io_write(0x600, 2, 1)          # acknowledge TMR_STS
+    m.io_write(0x602, 2, 1)          # TMR_EN: the PM timer is armed
+    m.clock_step(1_000_000)
+    return m
+
+
+def states(m: PcMachine) -> dict:
+    return copy.deepcopy(m.get_state())
+
+
+def test_header_configuration_and_first_section_by_hand():
+    data = migration.save(PcMachine())
+    assert data[:8] == b"QEVM" + struct.pack(">I", 3)
+    assert data[8:13] == b"\x07" + struct.pack(">I", 13) and data[13:26] == b"pc-i440fx-7.2"
+    # FULL section 0 "timer" instance 0 version 2: cpu_ticks_offset, 8 unused, cpu_clock_offset
+    assert data[26:32] == b"\x04" + struct.pack(">I", 0) + b"\x05"
+    assert data[32:45] == b"timer" + struct.pack(">II", 0, 2)
+    assert data[45:69] == bytes(8) + bytes(8) + struct.pack(">q", 0)
+    assert data[69:74] == b"\x7e" + struct.pack(">I", 0)
+
+
+def test_the_stream_ends_with_eof_and_qemus_json_description():
+    data = migration.save(PcMachine())
+    at = data.index(b'{"page_size"') - 6
+    assert data[at] == 0x00 and data[at + 1] == 0x06
+    (length,) = struct.unpack_from(">I", data, at + 2)
+    assert at + 6 + length == len(data)
+    loaded = migration.decode(data, PcMachine())
+    assert [d["name"] for d in loaded.description["devices"]] == [s.idstr for s in loaded.sections]
+
+
+def test_restore_resumes_at_the_saved_virtual_time_with_the_timer_armed():
+    m = busy_machine()
+    twin = migration.restore(migration.save(m))
+    assert twin.clock.now == 1_000_000
+    assert twin.get_state() == m.get_state()
+    assert twin.pm.timer.expire == m.pm.timer.expire != -1
+
+
+def test_save_restore_save_gives_identical_bytes():
+    data = migration.save(busy_machine())
+    assert migration.save(migration.restore(data)) == data
+
+
+def test_a_version_outside_the_descriptions_range_cannot_be_written():
+    with pytest.raises(UsageError):
+        migration.save(PcMachine(), versions={"piix4_pm": 2})
+
+
+@pytest.mark.parametrize("mutate, error", [
+    (lambda d: b"QEVN" + d[4:], NotAStream),
+    (lambda d: d[:4] + struct.pack(">I", 2) + d[8:], NotAStream),
+    (lambda d: d[:13] + b"pc-q35-7.2---" + d[26:], MalformedStream),
+    (lambda d: d + b"\x00", TrailingData),
+    (lambda d: d[:26] + b"\x09" + d[27:], MalformedStream),
+    (lambda d: d[:26] + b"\x01" + d[27:], MalformedStream),
+    (lambda d: d[:32] + b"tymer" + d[37:], UnknownSection),
+    (lambda d: d[:41] + struct.pack(">I", 3) + d[45:], VersionTooNew),
+    (lambda d: d[:41] + struct.pack(">I", 0) + d[45:], VersionTooOld),
+    (lambda d: d[:69] + b"\x7d" + d[70:], MalformedStream),
+    (lambda d: d[:70] + struct.pack(">I", 9) + d[74:], MalformedStream),
+    (lambda d: d[:61] + struct.pack(">q", -5) + d[69:], StreamError),
+])
+def test_each_malformation_has_its_own_error_and_changes_nothing(mutate, error):
+    source = busy_machine()
+    data = mutate(migration.save(source))
+    dest = busy_machine()
+    dest.clock_step(5)
+    before = states(dest)
+    with pytest.raises(error):
+        migration.restore(data, dest)
+    assert states(dest) == before
+
+
+def test_every_truncation_is_a_typed_error_naming_an_offset():
+    """Except one: a stream may end right after its EOF marker, without the
+    JSON description (QEMU's suppress-vmdesc)."""
+    data = migration.save(busy_machine())
+    after_eof = data.index(b'{"page_size"') - 5
+    assert migration.restore(data[:after_eof]).get_state() == busy_machine().get_state()
+    cuts = set(range(0, 3000)) | set(range(after_eof - 40, len(data) - 1, 97))
+    for cut in sorted(cuts - {after_eof}):
+        dest = PcMachine()
+        with pytest.raises(StreamError) as caught:
+            migration.restore(data[:cut], dest)
+        assert caught.value.offset is not None or isinstance(caught.value, TruncatedStream)
+
+
+def test_a_bad_json_description_is_refused():
+    data = migration.save(PcMachine())
+    at = data.index(b'{"page_size"')
+    with pytest.raises(MalformedStream, match="JSON"):
+        migration.restore(data[:at] + b"[" + data[at + 1:], PcMachine())
+
+
+def test_a_lying_description_length_is_bounded():
+    data = migration.save(PcMachine())
+    at = data.index(b'{"page_size"') - 4
+    with pytest.raises(MalformedStream, match="beyond"):
+        migration.restore(data[:at] + struct.pack(">I", 1 << 31) + data[at + 4:], PcMachine())
+
+
+def test_duplicate_sections_are_refused():
+    data = migration.save(PcMachine())
+    timer = data[26:74]
+    dup = data[:74] + timer + data[74:]
+    with pytest.raises(MalformedStream, match="twice"):
+        migration.restore(dup, PcMachine())
+
+
+def test_a_real_qemu_stream_is_refused_cleanly_for_its_ram_sections():
+    """QEMU's streams carry RAM as iterative sections; loading one as device
+    state is refused with a clear error, not a traceback."""
+    with pytest.raises(MalformedStream, match="iterative"):
+        migration.restore(real_stream(), PcMachine())
+
+
+def test_decode_does_not_touch_the_destination():
+    data = migration.save(busy_machine())
+    dest = PcMachine()
+    before = states(dest)
+    loaded = migration.decode(data, dest)
+    assert states(dest) == before
+    assert loaded.sections[0].idstr == "timer"
+
+
+def test_the_json_description_is_written_once_per_shape():
+    a = migration.save(PcMachine())
+    b = migration.save(busy_machine())
+    tail = lambda d: d[d.index(b'{"page_size"') - 5:]
+    assert tail(a) == tail(b)
+    assert stream._described is not None

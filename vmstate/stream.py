@@ -1,0 +1,211 @@
+"""QEMU's migration stream container, for device-state sections.
+
+``QEVM``, version 3, the configuration section naming the machine type, one
+FULL section per device (type, section id, idstr, instance id, version, the
+payload, a footer repeating the section id), the EOF marker, and QEMU's JSON
+description of every section.  Reading decodes and validates the whole
+stream into states the caller owns; nothing is applied here, so a stream that
+fails anywhere leaves every destination untouched.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from vmstate.describe import Description, check_version, load_section, save_section
+from vmstate.errors import (MalformedStream, NotAStream, StreamError, TrailingData, TruncatedStream,
+                            UnknownSection)
+
+MAGIC = b"QEVM"
+STREAM_VERSION = 3
+EOF, START, PART, END, FULL = 0x00, 0x01, 0x02, 0x03, 0x04
+VMDESCRIPTION, CONFIGURATION, COMMAND, FOOTER = 0x06, 0x07, 0x08, 0x7E
+MACHINE_TYPE = "pc-i440fx-7.2"
+PAGE_SIZE = 4096
+# Bound on the JSON description we accept, so that a lying length cannot make
+# us allocate without limit.
+MAX_DESCRIPTION = 1 << 20
+
+
+@dataclass
+class Section:
+    """One device's state as a stream carries it."""
+
+    idstr: str
+    instance_id: int
+    description: Description
+    version: int
+    state: Any
+
+
+_DESCRIBED: dict[tuple, bytes] = {}
+
+
+def write(sections: list[Section], machine_type: str = MACHINE_TYPE) -> bytes:
+    name = machine_type.encode()
+    out = [MAGIC, struct.pack(">I", STREAM_VERSION), bytes([CONFIGURATION]), struct.pack(">I", len(name)), name]
+    for section_id, section in enumerate(sections):
+        idstr = section.idstr.encode()
+        out.append(struct.pack(">BIB", FULL, section_id, len(idstr)) + idstr
+                   + struct.pack(">II", section.instance_id, section.version))
+        save_section(section.description, section.version, section.state, out)
+        out.append(struct.pack(">BI", FOOTER, section_id))
+    out.append(bytes([EOF]))
+    out.append(_described(sections))
+    return b"".join(out)
+
+
+def _described(sections: list[Section]) -> bytes:
+    """The VMDESCRIPTION trailer, built once per combination of sections,
+    versions, counts and needed subsections."""
+    key = tuple((s.idstr, s.instance_id, id(s.description), s.description.json_key(s.version, s.state))
+                for s in sections)
+    trailer = _DESCRIBED.get(key)
+    if trailer is None:
+        devices = [{"name": s.idstr, "instance_id": s.instance_id, **s.description.json(s.version, s.state)}
+                   for s in sections]
+        text = json.dumps({"page_size": PAGE_SIZE, "devices": devices}, separators=(",", ":")).encode()
+        trailer = _DESCRIBED[key] = struct.pack(">BI", VMDESCRIPTION, len(text)) + text
+    return trailer
+
+
+Lookup = Callable[[str, int], tuple[Description, Any]]
+
+
+@dataclass
+class Loaded:
+    """A decoded stream: its machine type, its sections (states ready to be
+    applied) and its JSON description's text, if any."""
+
+    machine_type: str
+    sections: list[Section]
+    description_text: bytes | None
+
+    @property
+    def description(self) -> dict | None:
+        return None if self.description_text is None else json.loads(self.description_text)
+
+
+class _Reader:
+    def __init__(self, data: bytes):
+        self.data = data
+        self.off = 0
+
+    def need(self, n: int, what: str) -> None:
+        if self.off + n > len(self.data):
+            raise TruncatedStream(f"stream ends inside the {what}", self.off)
+
+    def unpack(self, fmt: str, what: str) -> tuple:
+        size = struct.calcsize(fmt)
+        self.need(size, what)
+        values = struct.unpack_from(fmt, self.data, self.off)
+        self.off += size
+        return values
+
+    def take(self, n: int, what: str) -> bytes:
+        self.need(n, what)
+        chunk = self.data[self.off:self.off + n]
+        self.off += n
+        return bytes(chunk)
+
+
+def read(data: bytes, lookup: Lookup, now: Callable[[list[Section]], int],
+         machine_type: str = MACHINE_TYPE) -> Loaded:
+    """Decode and validate a whole stream.  ``lookup(idstr, instance_id)``
+    gives the description and a state copy to load into (raising
+    UnknownSection for a device the destination lacks); ``now(sections)``
+    gives the virtual time the loads see, from the sections read so far."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise NotAStream("a stream is bytes")
+    r = _Reader(bytes(data))
+    magic = r.take(4, "header")
+    if magic != MAGIC:
+        raise NotAStream(f"magic {magic!r} is not {MAGIC!r}", 0)
+    (version,) = r.unpack(">I", "header")
+    if version != STREAM_VERSION:
+        hint = " (version 2 streams are obsolete)" if version == 2 else ""
+        raise NotAStream(f"stream format version {version} is not {STREAM_VERSION}{hint}", 4)
+    found_type = None
+    sections: list[Section] = []
+    seen: set[tuple[str, int]] = set()
+    ids: set[int] = set()
+    while True:
+        at = r.off
+        (kind,) = r.unpack(">B", "section type")
+        if kind == CONFIGURATION:
+            if found_type is not None or sections:
+                raise MalformedStream("the configuration section must come first, once", at)
+            (length,) = r.unpack(">I", "configuration")
+            raw = r.take(length, "machine type")
+            try:
+                found_type = raw.decode("ascii")
+            except UnicodeDecodeError:
+                raise MalformedStream(f"machine type {raw!r} is not ASCII", at + 5) from None
+            if found_type != machine_type:
+                raise MalformedStream(f"machine type {found_type!r} is not the destination's {machine_type!r}",
+                                      at + 5, "configuration")
+        elif kind == FULL:
+            sections.append(_read_section(r, at, lookup, now(sections), seen, ids))
+        elif kind == EOF:
+            return Loaded(found_type or machine_type, sections, _read_description(r, sections))
+        elif kind in (START, PART, END):
+            raise MalformedStream("iterative sections (RAM, block) are not device state and are not supported", at)
+        elif kind == COMMAND:
+            raise MalformedStream("migration commands are not supported in a device-state stream", at)
+        else:
+            raise MalformedStream(f"unknown section type {kind:#04x}", at)
+
+
+def _read_section(r: _Reader, at: int, lookup: Lookup, now: int, seen: set, ids: set) -> Section:
+    section_id, n = r.unpack(">IB", "section header")
+    raw = r.take(n, "section name")
+    try:
+        idstr = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise MalformedStream(f"section name {raw!r} is not ASCII", at + 6) from None
+    instance_id, version = r.unpack(">II", "section header")
+    if (idstr, instance_id) in seen or section_id in ids:
+        raise MalformedStream(f"section {idstr!r} (id {section_id}) appears twice", at, idstr)
+    seen.add((idstr, instance_id))
+    ids.add(section_id)
+    description, state = lookup(idstr, instance_id)
+    check_version(description, version, r.off - 4, idstr)
+    r.off = load_section(description, version, r.data, r.off, state, now, idstr)
+    (footer,) = r.unpack(">B", "section footer")
+    if footer != FOOTER:
+        raise MalformedStream(f"section footer expected (0x7e), found {footer:#04x}", r.off - 1, idstr)
+    (footer_id,) = r.unpack(">I", "section footer")
+    if footer_id != section_id:
+        raise MalformedStream(f"footer names section {footer_id}, not {section_id}", r.off - 4, idstr)
+    return Section(idstr, instance_id, description, version, state)
+
+
+def _read_description(r: _Reader, sections: list[Section]) -> bytes | None:
+    """The JSON trailer.  QEMU's loader ignores it; we check its framing, and
+    parse it only when it is not exactly the one we would write."""
+    if r.off == len(r.data):
+        return None
+    expected = _described(sections)
+    if r.data[r.off:] == expected:
+        r.off = len(r.data)
+        return expected[5:]
+    at = r.off
+    (kind,) = r.unpack(">B", "description marker")
+    if kind != VMDESCRIPTION:
+        raise TrailingData(f"{len(r.data) - at} byte(s) after the end of the stream", at)
+    (length,) = r.unpack(">I", "description length")
+    if length > MAX_DESCRIPTION:
+        raise MalformedStream(f"a {length}-byte JSON description is beyond the {MAX_DESCRIPTION} accepted", at + 1)
+    text = r.take(length, "JSON description")
+    try:
+        json.loads(text)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise MalformedStream(f"the JSON description does not parse: {err}", at + 5) from None
+    if r.off != len(r.data):
+        raise TrailingData(f"{len(r.data) - r.off} byte(s) after the JSON description", r.off)
+    return text
+
+
+__all__ = ["Section", "Loaded", "write", "read", "StreamError", "UnknownSection", "MACHINE_TYPE"]
