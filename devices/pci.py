@@ -6,6 +6,8 @@ than the PM function answer their identity registers only.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from vmstate.bus import Region, Sizes
 
 CONFIG_SIZE = 256
@@ -54,9 +56,19 @@ class PciFunction:
         """Hook for functions whose registers have side effects."""
 
 
+@dataclass
+class PciHostState:
+    """The host bridge's migrated state: the latched configuration address,
+    without which a guest's next 0xcfc access lands elsewhere."""
+
+    config_reg: int
+
+
 class PciHost:
     """The config-address register at 0xcf8 and the data window at 0xcfc,
     plus PIIX3's reset-control register at 0xcf9, which overlays the former."""
+
+    name = "PCIHost"
 
     def __init__(self):
         self.config_reg = 0
@@ -102,6 +114,12 @@ class PciHost:
         function, reg = self._target(offset)
         if function is not None:
             function.config_write(reg, min(size, CONFIG_SIZE - reg), value)
+
+    def get_state(self) -> PciHostState:
+        return PciHostState(self.config_reg)
+
+    def set_state(self, state: PciHostState) -> None:
+        self.config_reg = state.config_reg
 
     def _rcr_read(self, offset: int, size: int) -> int:
         return self.rcr

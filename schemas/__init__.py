@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.hpet import HPET
+from schemas.i8254 import I8254
+from schemas.mc146818rtc import MC146818RTC
+from schemas.pcihost import PCIHOST
+from schemas.pcspk import PCSPK
 from schemas.piix4_pm import PIIX4_PM
 from schemas.timer import TIMER
 from vmstate.describe import Description
@@ -24,6 +29,11 @@ class SectionSchema:
 
 SECTIONS: list[SectionSchema] = [
     SectionSchema("timer", None, TIMER),
+    SectionSchema("PCIHost", "PCIHost", PCIHOST),
+    SectionSchema("hpet", "hpet", HPET),
+    SectionSchema("mc146818rtc", "mc146818rtc", MC146818RTC),
+    SectionSchema("i8254", "i8254", I8254),
+    SectionSchema("pcspk", "pcspk", PCSPK),
     SectionSchema("0000:00:01.3/piix4_pm", "piix4_pm", PIIX4_PM),
 ]
 

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vmstate import migration
 from vmstate.machine import DEFAULT_RTC_BASE, PcMachine
 from vmstate.qtest import Command, Runner, parse_pragmas, parse_trace
 
-TRACES = Path(__file__).resolve().parent.parent / "fixtures" / "traces"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+TRACES = FIXTURES / "traces"
+SCENARIOS = FIXTURES / "scenarios"
+COUNTEREXAMPLES = FIXTURES / "counterexamples"
 
 
 def corpus() -> list[Path]:
     return sorted(TRACES.glob("*.trace"))
+
+
+def scenarios() -> list[Path]:
+    return sorted(SCENARIOS.glob("*.trace"))
 
 
 def load(path: Path) -> tuple[list[Command], dict]:
@@ -21,9 +29,24 @@ def load(path: Path) -> tuple[list[Command], dict]:
                                "rtc_clock": pragmas.get("rtc-clock", "vm")}
 
 
-def ours(path: Path) -> list[str]:
+def ours(path: Path, migrate=None) -> list[str]:
+    """vmstate's output; ``migrate`` decides what a migrate line does (by
+    default a migration through the bytes, performed as the reference
+    harness performs it on QEMU, so that the two are comparable)."""
     commands, options = load(path)
-    return list(Runner(PcMachine(**options)).run(commands))
+    if migrate is None:
+        migrate = lambda machine, command: migration.migrate_as_the_reference_does(machine)  # noqa: E731
+    runner = Runner(PcMachine(**options), migrate=migrate)
+    return list(runner.run(commands))
+
+
+def expected_divergence(path: Path) -> str | None:
+    """The field a scenario declares QEMU 7.2 itself gets wrong across a
+    migration (a ``# expect: diverges FIELD`` line), or None."""
+    for line in path.read_text().splitlines():
+        if line.startswith("# expect: diverges "):
+            return line.split()[3]
+    return None
 
 
 def recorded(path: Path) -> list[str]:

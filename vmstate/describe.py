@@ -181,11 +181,16 @@ class Subsection:
 @dataclass(frozen=True)
 class Check:
     """A rule across fields, checked after a load; ``field`` is the field
-    blamed when ``rule(state)`` fails."""
+    blamed when ``rule(state)`` fails.  With ``uses_aux`` the rule is
+    ``rule(state, aux)``, for rules that involve path="" values."""
 
     field: str
-    rule: Callable[[Any], bool]
+    rule: Callable[..., bool]
     message: str
+    uses_aux: bool = False
+
+    def holds(self, state: Any, aux: dict) -> bool:
+        return bool(self.rule(state, aux) if self.uses_aux else self.rule(state))
 
 
 Entry = Field | Buffer | Unused | Nested
@@ -195,6 +200,10 @@ Entry = Field | Buffer | Unused | Nested
 PostLoad = Callable[[Any, int, dict], None]
 # pre_save(state, stream_version) -> aux values for path="" fields.
 PreSave = Callable[[Any, int], dict]
+# pre_load(state, stream_version, aux): QEMU's pre_load, run on the
+# destination's state before any field is read (the same ``aux`` then goes
+# to post_load).
+PreLoad = Callable[[Any, int, dict], None]
 
 
 @dataclass(eq=False)
@@ -209,6 +218,7 @@ class Description:
     checks: list[Check] = field(default_factory=list)
     post_load: PostLoad | None = None
     pre_save: PreSave | None = None
+    pre_load: PreLoad | None = None
 
     def __post_init__(self):
         self._constructs: dict[int, cs.Construct] = {}
@@ -435,7 +445,10 @@ def _resize(items: list, n: int, make: Callable[[int], Any]) -> None:
 
 
 def to_container(description: Description, version: int, state: Any, aux: dict | None = None) -> dict:
-    """The values of a state as construct's ``build`` takes them."""
+    """The values of a state as construct's ``build`` takes them; without
+    ``aux``, the path="" values come from the description's pre_save."""
+    if aux is None:
+        aux = description.pre_save(state, version) if description.pre_save else {}
     out: dict = {}
     for e in description.present(version):
         if isinstance(e, (Field, Buffer)):
@@ -468,6 +481,8 @@ def load_section(description: Description, version: int, buf: bytes, off: int, s
     owns); validate it, apply the conversions, and return the offset after
     it.  Errors name the byte offset and the field path under ``where``."""
     aux: dict = {"now": now, "subsections": set()}
+    if description.pre_load:
+        description.pre_load(state, version, aux)
     off = _load_fields(description, version, buf, off, state, aux, where)
     off = _load_subsections(description, buf, off, state, aux, now, where)
     if description.post_load:
@@ -520,9 +535,13 @@ def _load_subsections(description: Description, buf: bytes, off: int, state: Any
     return off
 
 
-def check_version(description: Description, version: int, offset: int, where: str) -> None:
-    if version > description.version:
-        raise VersionTooNew(f"version {version} is newer than the {description.version} this code loads",
+def check_version(description: Description, version: int, offset: int, where: str,
+                  highest: int | None = None) -> None:
+    """QEMU's version rule; ``highest`` plays a destination that only knows
+    versions up to it (an older build of the device)."""
+    top = description.version if highest is None else min(highest, description.version)
+    if version > top:
+        raise VersionTooNew(f"version {version} is newer than the {top} this destination loads",
                             offset, where)
     if version < description.minimum:
         raise VersionTooOld(f"version {version} is older than the minimum {description.minimum}",
@@ -548,7 +567,7 @@ def _sound(description: Description, version: int, state: Any, aux: dict) -> boo
             inner = e.description
             if not all(_sound(inner, inner.version, item, aux) for item in _elements(description, e, state)):
                 return False
-    return all(check.rule(state) for check in description.checks)
+    return all(check.holds(state, aux) for check in description.checks)
 
 
 def _explain(description: Description, version: int, state: Any, aux: dict, off: int, where: str) -> int:
@@ -568,7 +587,7 @@ def _explain(description: Description, version: int, state: Any, aux: dict, off:
                 name = f"{where}.{e.name}" if e.count is None else f"{where}.{e.name}[{i}]"
                 off = _explain(inner, inner.version, item, aux, off, name)
     for check in description.checks:
-        if not check.rule(state):
+        if not check.holds(state, aux):
             raise InvalidField(check.message, start, f"{where}.{check.field}")
     return off
 

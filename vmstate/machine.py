@@ -9,6 +9,7 @@ qtest client rather than to the machine, so it carries on across a migration.
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -53,6 +54,7 @@ class PcMachine:
     def __init__(self, rtc_base: str = DEFAULT_RTC_BASE, rtc_clock: str = "vm"):
         if rtc_clock not in ("vm", "host"):
             raise UsageError(f"--rtc-clock: {rtc_clock!r} is neither 'vm' nor 'host'")
+        self.options = {"rtc_base": rtc_base, "rtc_clock": rtc_clock}
         self.rtc_base = parse_rtc_base(rtc_base)
         self.rtc_clock = rtc_clock
         self.clock = VirtualClock()
@@ -62,7 +64,7 @@ class PcMachine:
         self.mem.ram("pc.ram-low", 0, 0xA0000)
         self.mem.ram("pc.ram-high", 0x100000, RAM_SIZE - 0x100000)
         self.gsi_levels = [0] * IOAPIC_PINS
-        self.gsi = [IrqLine(self._gsi_sink(n)) for n in range(IOAPIC_PINS)]
+        self.gsi = [IrqLine(functools.partial(self._gsi_changed, n)) for n in range(IOAPIC_PINS)]
         self.session: Session | None = Session()
         self.pci = PciHost()
         for function in pc_functions():
@@ -70,7 +72,7 @@ class PcMachine:
         self.pm = AcpiPm(self.clock, self.gsi[9], self.io)
         self.pci.add(self.pm)
         self.pci.map(self.io)
-        self.devices = {self.pm.name: self.pm}
+        self.devices = {self.pci.name: self.pci, self.pm.name: self.pm}
         # The PIT's and the RTC's interrupt outputs; on pc they reach GSI 0
         # and 8 through the HPET's legacy-replacement inputs.
         self.pit_out = IrqLine(self.gsi[0].set)
@@ -78,26 +80,56 @@ class PcMachine:
         self._attach_hpet()
         self._attach_rtc()
         self._attach_pit()
+        self.hpet.pit_enabled.connect(self.pit.irq_control)
 
     # -- the timer devices, in hw/i386/pc.c's order -------------------------------
     def _attach_hpet(self) -> None:
-        """HPET at 0xfed00000 (issue 5)."""
+        """HPET at 0xfed00000 (issue 5).
+
+        The PIT's and the RTC's outputs pass through the HPET's legacy
+        inputs, so that legacy replacement can take GSI 0 and 8 from them.
+        A timer's FSB message is a 32-bit store into guest memory, as QEMU
+        performs it even though the pc HPET does not advertise FSB delivery.
+        The HPET's ``pit_enabled`` output drives the PIT's ``irq_control``;
+        it is connected in ``__init__`` once ``_attach_pit`` has built the PIT.
+        """
+        from devices.hpet import HPET_BASE, Hpet
+
+        self.hpet = Hpet(self.clock, self.gsi, memory=self.mem)
+        self.mem.map(HPET_BASE, self.hpet.region)
+        self.devices[self.hpet.name] = self.hpet
+        self.pit_out.connect(self.hpet.pit_input)
+        self.rtc_out.connect(self.hpet.rtc_input)
 
     def _attach_rtc(self) -> None:
         """MC146818 RTC at 0x70 (issue 6)."""
+        from devices.mc146818 import Rtc
+
+        self.rtc = Rtc(self.clock, self.host, self.rtc_out, self.rtc_base, self.rtc_clock)
+        self.io.map(0x70, self.rtc.region)
+        self.devices[self.rtc.name] = self.rtc
 
     def _attach_pit(self) -> None:
         """i8254 PIT at 0x40 and the PC speaker port at 0x61 (issue 4)."""
+        from devices.i8254 import Pit
+        from devices.pcspk import Pcspk
+
+        self.pit = Pit(self.clock, self.pit_out)
+        self.io.map(0x40, self.pit.region)
+        self.pcspk = Pcspk(self.pit)
+        self.io.map(0x61, self.pcspk.region)
+        self.devices[self.pit.name] = self.pit
+        self.devices[self.pcspk.name] = self.pcspk
 
     # -- interrupts -------------------------------------------------------------
-    def _gsi_sink(self, n: int):
-        def sink(level: int) -> None:
-            self.gsi_levels[n] = level
-            session = self.session
-            if session is not None and session.intercepting and session.irq_levels[n] != level:
-                session.irq_levels[n] = level
-                session.observations.events.append(Edge(session.op, self.clock.now, n, level))
-        return sink
+    def _gsi_changed(self, n: int, level: int) -> None:
+        """An I/O APIC input's sink.  Bound through functools.partial, not a
+        closure, so that a deep copy of the machine records into the copy."""
+        self.gsi_levels[n] = level
+        session = self.session
+        if session is not None and session.intercepting and session.irq_levels[n] != level:
+            session.irq_levels[n] = level
+            session.observations.events.append(Edge(session.op, self.clock.now, n, level))
 
     def intercept(self, path: str) -> str:
         """qtest's ``irq_intercept_in``: the reply it sends."""
@@ -152,4 +184,8 @@ class PcMachine:
         return twin
 
     def get_state(self) -> dict:
-        return {"clock": self.clock.now, **{name: dev.get_state() for name, dev in self.devices.items()}}
+        """Every device's state as it lives in the device, before the
+        conversions a save applies (``live_state`` where a device has one):
+        what the checker compares across a migration."""
+        return {"clock": self.clock.now,
+                **{name: getattr(dev, "live_state", dev.get_state)() for name, dev in self.devices.items()}}

@@ -175,22 +175,27 @@ class Reference:
         qemu = _Qemu(workdir, self.rtc_base, self.rtc_clock)
         out: list[str] = []
         intercepting = False
+        levels: dict[int, int] = {}
         try:
             for command in commands:
                 if command.name == "migrate":
-                    qemu = self._migrate(qemu, workdir, command, intercepting)
+                    qemu = self._migrate(qemu, workdir, command, intercepting, levels)
                     out.append("OK")
                     continue
                 lines = qemu.command(command.text)
                 if command.name == "irq_intercept_in" and lines[-1] == "OK":
                     intercepting = command.args[0]
+                for line in lines[:-1]:
+                    _, change, number = line.split()
+                    levels[int(number)] = 1 if change == "raise" else 0
                 out.extend(lines)
         finally:
             qemu.close()
             shutil.rmtree(workdir, ignore_errors=True)
         return out
 
-    def _migrate(self, source: _Qemu, workdir: Path, command: Command, intercepting) -> _Qemu:
+    def _migrate(self, source: _Qemu, workdir: Path, command: Command, intercepting,
+                 levels: dict[int, int]) -> _Qemu:
         now = int(source.command("clock_step 0")[-1].split()[1])
         stream = workdir / f"stream-line{command.line}.bin"
         source.execute("migrate", uri=f"exec:cat > {stream}")
@@ -218,4 +223,11 @@ class Reference:
         dest.command(f"clock_set {now}")
         if intercepting:
             dest.command(f"irq_intercept_in {intercepting}")
+            # The new qtest session believes every line is low; a line the
+            # source last reported high is set high again through the
+            # intercepted input, so that the session reports what the guest
+            # would see (its own "IRQ raise" is swallowed).
+            for line, level in sorted(levels.items()):
+                if level:
+                    dest.command(f"set_irq_in {intercepting} unnamed-gpio-in {line} 1")
         return dest

@@ -71,7 +71,9 @@ def _described(sections: list[Section]) -> bytes:
     return trailer
 
 
-Lookup = Callable[[str, int], tuple[Description, Any]]
+# lookup(idstr, instance_id) -> (description, state to load into, highest
+# version the destination loads)
+Lookup = Callable[[str, int], tuple[Description, Any, int]]
 
 
 @dataclass
@@ -170,8 +172,8 @@ def _read_section(r: _Reader, at: int, lookup: Lookup, now: int, seen: set, ids:
         raise MalformedStream(f"section {idstr!r} (id {section_id}) appears twice", at, idstr)
     seen.add((idstr, instance_id))
     ids.add(section_id)
-    description, state = lookup(idstr, instance_id)
-    check_version(description, version, r.off - 4, idstr)
+    description, state, highest = lookup(idstr, instance_id)
+    check_version(description, version, r.off - 4, idstr, highest)
     r.off = load_section(description, version, r.data, r.off, state, now, idstr)
     (footer,) = r.unpack(">B", "section footer")
     if footer != FOOTER:
