@@ -1,0 +1,110 @@
+"""How a verdict is shown: JSON for machines, a rich report for people."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from vmstate.checker import Divergence, MigrationRecord, Verdict
+from vmstate.observe import Clock, Edge, Read
+
+
+def describe_event(event) -> str:
+    if event is None:
+        return "(nothing: the run ended)"
+    if isinstance(event, Read):
+        return f"{event.space} {event.addr:#x}/{event.size} = {event.value:#x} @ {event.time} ns"
+    if isinstance(event, Edge):
+        return f"IRQ {'raise' if event.level else 'lower'} {event.line} @ {event.time} ns"
+    if isinstance(event, Clock):
+        return f"clock -> {event.time} ns"
+    return str(event)
+
+
+def _event_json(event) -> dict | None:
+    return None if event is None else {"kind": type(event).__name__.lower(), **event._asdict()}
+
+
+def _record_json(record: MigrationRecord) -> dict:
+    p = record.point
+    return {"line": p.line, "from": p.versions, "to": p.highest, "downtime": p.downtime,
+            "stream_length": record.stream_length, "state_diff": _plain(record.state_diff),
+            "stream_diff": _plain(record.stream_diff)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def verdict_json(verdict: Verdict) -> dict:
+    out: dict = {"status": verdict.status, "events": len(verdict.straight),
+                 "migrations": [_record_json(r) for r in verdict.migrations]}
+    if verdict.divergence is not None:
+        d = verdict.divergence
+        out["divergence"] = {
+            "index": d.index, "line": d.line,
+            "straight": _event_json(d.straight), "migrated": _event_json(d.migrated),
+            "before": [[_event_json(a), _event_json(b)] for a, b in d.before],
+            "migration": None if d.migration is None else _record_json(d.migration),
+            "fields": changed_fields(d),
+        }
+    if verdict.refusal is not None:
+        out["refusal"] = {"line": verdict.refused_at, **verdict.refusal.to_json()}
+    return out
+
+
+def changed_fields(divergence: Divergence) -> list[str]:
+    """The state paths the last migration changed: the suspects."""
+    if divergence.migration is None:
+        return []
+    paths: list[str] = []
+    for diff in (divergence.migration.state_diff, divergence.migration.stream_diff):
+        for kind in ("values_changed", "type_changes", "iterable_item_added", "iterable_item_removed",
+                     "dictionary_item_added", "dictionary_item_removed", "attribute_added", "attribute_removed"):
+            for path in diff.get(kind, {}):
+                clean = str(path).removeprefix("root")
+                clean = clean.replace("['", ".").replace("']", "").lstrip(".")
+                if clean not in paths:
+                    paths.append(clean)
+    return paths
+
+
+def render(verdict: Verdict, console: Console | None = None) -> None:
+    console = console or Console()
+    colour = {"equivalent": "green", "diverges": "red", "refused": "yellow"}[verdict.status]
+    console.print(Panel(f"[bold {colour}]{verdict.status}[/]  ({len(verdict.straight)} observed events, "
+                        f"{len(verdict.migrations)} migration(s))", title="vmstate check"))
+    if verdict.refusal is not None:
+        console.print(f"The destination refused the stream at line {verdict.refused_at}: {verdict.refusal}")
+        return
+    if verdict.divergence is None:
+        return
+    d = verdict.divergence
+    table = Table("#", "straight run", "migrated run", title=f"The runs part at line {d.line}")
+    start = d.index - len(d.before)
+    for offset, (a, b) in enumerate(d.before):
+        table.add_row(str(start + offset), describe_event(a), describe_event(b))
+    table.add_row(str(d.index), describe_event(d.straight), describe_event(d.migrated), style="bold red")
+    console.print(table)
+    if d.migration is not None:
+        p = d.migration.point
+        console.print(f"Last migration before it: line {p.line}, from {p.versions or 'current'} "
+                      f"to {p.highest or 'current'}, downtime {p.downtime} ns")
+        fields = changed_fields(d)
+        if fields:
+            diff = Table("field the migration changed", title="Suspects")
+            for path in fields:
+                diff.add_row(path)
+            console.print(diff)
+        else:
+            console.print("The migration changed no field the stream carries: look for state it does not carry.")
