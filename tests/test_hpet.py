@@ -640,7 +640,7 @@ def test_migrating_a_copy_changes_nothing():
         "clock_step 4321\nmigrate\nwritel 0xfed00020 1\nclock_step 9000\nreadl 0xfed000f0\n"
         "readl 0xfed00020\n"
     )
-    runner = Runner(PcMachine())
+    runner = Runner(PcMachine(), migrate=lambda machine, command: machine.clone())
     with_migration: list[str] = []
     for command in parse_trace(text):
         out = runner.execute(command)

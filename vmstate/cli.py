@@ -290,9 +290,12 @@ def _our_lines(path, rtc_base, rtc_clock):
     from vmstate.machine import PcMachine
     from vmstate.qtest import Runner
 
+    from vmstate.migration import migrate_as_the_reference_does
+
     with open(path) as trace:
         commands, options = _load_trace(trace, rtc_base, rtc_clock)
-    return list(Runner(PcMachine(**options)).run(commands))
+    runner = Runner(PcMachine(**options), migrate=lambda machine, command: migrate_as_the_reference_does(machine))
+    return list(runner.run(commands))
 
 
 @oracle.command("run")

@@ -158,18 +158,24 @@ def strip_trace(commands: list[Command]) -> str:
 Migrate = Callable[[object, Command], object]
 
 
-def _clone(machine, command):
-    return machine.clone()
+def through_the_bytes(machine, command):
+    """A ``migrate`` line as a live migration: save to a stream at the
+    line's versions, restore into a fresh machine, go on with that one."""
+    from vmstate import migration
+    from vmstate.checker import migration_points
+
+    point = migration_points([command])[command.line]
+    return migration.migrate(machine, point.versions, point.downtime, point.highest)
 
 
 class Runner:
     """Executes commands on a machine and yields QEMU's reply lines.
 
     ``migrate`` decides what a ``migrate`` line does with the machine; by
-    default it continues on a deep copy.
+    default it migrates through the bytes.
     """
 
-    def __init__(self, machine, migrate: Migrate = _clone):
+    def __init__(self, machine, migrate: Migrate = through_the_bytes):
         self.machine = machine
         self.migrate = migrate
 
