@@ -16,6 +16,7 @@ import copy
 from devices.pci import PciFunction
 from vmstate.bus import Region, Sizes
 from vmstate.clock import NANOSECONDS_PER_SECOND, VirtualClock, muldiv64
+from vmstate.describe import copy_state, fresh_state
 from vmstate.irq import IrqLine
 
 PM_TIMER_FREQUENCY = 3_579_545
@@ -49,6 +50,16 @@ class PmSmbState:
     op_done: int = 1
     in_i2c_block_read: int = 0
     start_transaction_on_status_read: int = 0
+
+
+def _copy_smb(smb: PmSmbState) -> PmSmbState:
+    """``copy.copy(smb)``, without its generic protocol for the plain
+    dataclass it always is: every save and restore copies it."""
+    if type(smb) is not PmSmbState:
+        return copy.copy(smb)
+    new = object.__new__(PmSmbState)
+    new.__dict__.update(smb.__dict__)
+    return new
 
 
 @dataclass
@@ -220,11 +231,12 @@ class AcpiPm(PciFunction):
         self._update_sci()
 
     # -- state -----------------------------------------------------------------
+    @fresh_state
     def get_state(self) -> PmState:
         c = self.carried
         return PmState(self.pm1_sts, self.pm1_en, self.pm1_cnt, self.overflow_time,
                        self.timer.expire, self.gpe_sts, self.gpe_en, bytes(self.config),
-                       c.pci_version_id, c.irq_state, c.apmc, c.apms, copy.copy(c.smb),
+                       c.pci_version_id, c.irq_state, c.apmc, c.apms, _copy_smb(c.smb),
                        c.hotplug_select, c.pcihp, c.acpi_index, c.memhp_selector)
 
     def set_state(self, state: PmState) -> None:
@@ -235,9 +247,6 @@ class AcpiPm(PciFunction):
         self.gpe_sts = state.gpe_sts
         self.gpe_en = state.gpe_en
         self.config[:] = state.config
-        self.carried = copy.deepcopy(state)
-        if state.timer_expire == -1:
-            self.timer.delete()
-        else:
-            self.timer.mod(state.timer_expire)
+        self.carried = copy_state(state)
+        self.timer.load(state.timer_expire)
         self._update_io_space()

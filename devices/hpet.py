@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from vmstate.bus import AddressSpace, Region, Sizes
 from vmstate.clock import VirtualClock
+from vmstate.describe import copy_state, fresh_state
 from vmstate.irq import IrqLine
 
 HPET_BASE = 0xFED00000
@@ -98,6 +99,9 @@ def _steps_until_not_behind(behind: int, period: int, bits: int) -> int:
     return (behind + half) // ((1 << bits) - period) + 1
 
 
+_INT = {int}
+
+
 @dataclass
 class HpetTimerState:
     """One comparator: QEMU's ``hpet_timer`` section.  ``expire`` is what
@@ -111,6 +115,18 @@ class HpetTimerState:
     period: int
     wrap_flag: int
     expire: int
+
+    def __deepcopy__(self, memo: dict) -> "HpetTimerState":
+        """What ``copy.deepcopy`` makes of a dataclass, without its generic
+        walk when every field is an int (as always): loads deep-copy the
+        comparators on every restore."""
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        fields = self.__dict__
+        if set(map(type, fields.values())) != _INT:
+            fields = copy.deepcopy(fields, memo)
+        new.__dict__.update(fields)
+        return new
 
 
 @dataclass
@@ -167,10 +183,7 @@ class _Comparator:
         self.fsb = state.fsb
         self.period = state.period
         self.wrap_flag = state.wrap_flag
-        if state.expire == -1:
-            self.timer.delete()
-        else:
-            self.timer.mod(state.expire)
+        self.timer.load(state.expire)
 
 
 class Hpet:
@@ -443,6 +456,7 @@ class Hpet:
             t.fsb = (value << 32) | (t.fsb & U32)
 
     # -- state -------------------------------------------------------------------
+    @fresh_state
     def get_state(self) -> HpetState:
         """A snapshot as QEMU saves it: the counter refreshed while running."""
         stray = self.timers[self.num_timers].state() if self.num_timers < MAX_TIMERS else None
@@ -461,7 +475,7 @@ class Hpet:
     def set_state(self, state: HpetState) -> None:
         """Rebuild from a snapshot as QEMU's post_load does, re-arming every
         comparator at its saved deadline."""
-        state = copy.deepcopy(state)
+        state = copy_state(state)
         if not MIN_TIMERS <= state.num_timers <= MAX_TIMERS:
             raise ValueError(f"hpet: num_timers {state.num_timers} is outside "
                              f"{MIN_TIMERS}..{MAX_TIMERS}")

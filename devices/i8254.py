@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from vmstate.bus import Region, Sizes
 from vmstate.clock import NANOSECONDS_PER_SECOND, VirtualClock
+from vmstate.describe import fresh_state
 from vmstate.irq import IrqLine
 
 PIT_FREQ = 1_193_182
@@ -67,6 +68,20 @@ class PitState:
     channels: list[PitChannelState] = field(default_factory=lambda: [PitChannelState() for _ in range(3)])
     irq_disabled: int = 0
     irq_timer: int = -1
+
+
+_CHANNEL_FIELDS = len(PitChannelState.__dataclass_fields__)
+
+
+def _copy_channel(ch: PitChannelState) -> PitChannelState:
+    """``dataclasses.replace(ch)``, a few times faster for a plain channel
+    (its __dict__ is exactly its fields): states are copied on every save
+    and restore."""
+    if type(ch) is not PitChannelState or len(ch.__dict__) != _CHANNEL_FIELDS:
+        return replace(ch)
+    new = object.__new__(PitChannelState)
+    new.__dict__.update(ch.__dict__)
+    return new
 
 
 def _ticks(now: int, load_time: int) -> int:
@@ -168,10 +183,7 @@ class Pit:
         expire = next_transition(ch0, now)
         self.irq.set(channel_out(ch0, now))
         ch0.next_transition_time = expire
-        if expire == -1:
-            self.irq_timer.delete()
-        else:
-            self.irq_timer.mod(expire)
+        self.irq_timer.load(expire)
 
     def _irq_timer_fired(self) -> None:
         self._update_irq(self.channels[0].next_transition_time)
@@ -291,15 +303,16 @@ class Pit:
         return count & 0xFF
 
     # -- state -------------------------------------------------------------------
+    @fresh_state
     def get_state(self) -> PitState:
-        return PitState([replace(ch) for ch in self.channels], self.irq_disabled,
+        return PitState([_copy_channel(ch) for ch in self.channels], self.irq_disabled,
                         self.irq_timer.expire)
 
     def set_state(self, state: PitState) -> None:
         """Rebuild from a state object as QEMU's post_load does: channel 0's
         timer is re-armed at its next transition unless that is -1 or the
         interrupt is disabled; the interrupt line itself is not touched."""
-        self.channels = [replace(ch) for ch in state.channels]
+        self.channels = [_copy_channel(ch) for ch in state.channels]
         self.irq_disabled = state.irq_disabled
         ch0 = self.channels[0]
         if ch0.next_transition_time != -1 and not self.irq_disabled:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from vmstate.bus import Region, Sizes
 from vmstate.clock import NANOSECONDS_PER_SECOND as NS
 from vmstate.clock import muldiv64
+from vmstate.describe import fresh_state
 from vmstate.irq import IrqLine
 
 RTC_CLOCK_RATE = 32768
@@ -184,6 +185,10 @@ class Rtc:
     def _to_bcd(self, value: int) -> int:
         if self.cmos[REG_B] & B_DM:
             return value & 0xFF
+        if value >= 0:
+            # C's division and remainder, as below, for the usual case:
+            # every save writes the time registers through here.
+            return ((value // 10) << 4 | value % 10) & 0xFF
         return ((_cdiv(value, 10) << 4) | _cmod(value, 10)) & 0xFF
 
     def _from_bcd(self, value: int) -> int:
@@ -489,6 +494,7 @@ class Rtc:
         return value
 
     # -- state -----------------------------------------------------------------
+    @fresh_state
     def get_state(self) -> RtcState:
         """The state as QEMU saves it: its pre_save brings the CMOS time
         bytes up to the running time (even while the divider holds it:
@@ -531,12 +537,8 @@ class Rtc:
         self.offset = state.offset
         self.next_alarm_time = state.next_alarm_time
         self.irq_reinject_on_ack_count = state.irq_reinject_on_ack_count
-        for timer, expire in ((self.periodic_timer, state.periodic_timer),
-                              (self.update_timer, state.update_timer)):
-            if expire == -1:
-                timer.delete()
-            else:
-                timer.mod(expire)
+        self.periodic_timer.load(state.periodic_timer)
+        self.update_timer.load(state.update_timer)
         if state.time_from_cmos:
             self._set_time()
             self.offset = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vmstate.bus import Region, Sizes
+from vmstate.describe import fresh_state
 
 CONFIG_SIZE = 256
 
@@ -36,8 +37,8 @@ class PciFunction:
         self.wmask[0x05] = 0x05
         for reg in (0x0C, 0x0D, 0x3C):
             self.wmask[reg] = 0xFF
-        for reg in range(0x40, CONFIG_SIZE):
-            self.wmask[reg] = 0xFF
+        # one slice, not 192 stores: a machine is built per migration
+        self.wmask[0x40:CONFIG_SIZE] = b"\xff" * (CONFIG_SIZE - 0x40)
 
     def _set16(self, reg: int, value: int) -> None:
         self.config[reg:reg + 2] = value.to_bytes(2, "little")
@@ -115,6 +116,7 @@ class PciHost:
         if function is not None:
             function.config_write(reg, min(size, CONFIG_SIZE - reg), value)
 
+    @fresh_state
     def get_state(self) -> PciHostState:
         return PciHostState(self.config_reg)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from devices.i8254 import Pit
 from vmstate.bus import Region, Sizes
+from vmstate.describe import fresh_state
 
 REFRESH_BIT = 1 << 4
 
@@ -43,6 +44,7 @@ class Pcspk:
         self.data_on = (value >> 1) & 1
         self.pit.set_gate(2, value & 1)
 
+    @fresh_state
     def get_state(self) -> PcspkState:
         return PcspkState(self.data_on, self.dummy_refresh_clock)
 

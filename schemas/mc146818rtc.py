@@ -30,6 +30,11 @@ Validation beyond QEMU's none, each rule an invariant of mc146818rtc.c's
   only VRT, which reset sets.
 - A divider held in reset deletes the update timer, and QEMU asserts UIP is
   clear there: a stream with either would crash or stall a real destination.
+- A latched UIP is cleared only by the update timer, which
+  check_update_timer therefore keeps armed ("so that UIP is cleared"): a
+  version-3 stream with UIP latched and no update timer would hold UIP up
+  for a guest polling it.  (Versions 1 and 2 carry no update timer; the
+  destination re-arms it.)
 - ``offset`` is a sub-second: every writer takes it modulo one second.
 - The reinjection count stops at its limit (20).
 """
@@ -48,10 +53,17 @@ def _divider_held(rtc: RtcState) -> bool:
     return rtc.cmos_data[REG_A] & DIVIDER_RESET == DIVIDER_RESET
 
 
+def _pre_load(rtc: RtcState, version: int, aux: dict) -> None:
+    aux["update_timer_carried"] = version >= 3
+    if version <= 2:
+        # Not on the wire: re-armed once the clock is re-based.  Cleared
+        # before the rules run, so that the destination's own update timer
+        # is not held against a v1/v2 stream whose divider is in reset.
+        rtc.update_timer = -1
+
+
 def _post_load(rtc: RtcState, version: int, aux: dict) -> None:
     rtc.time_from_cmos = version <= 2
-    if rtc.time_from_cmos:
-        rtc.update_timer = -1  # not on the wire: re-armed once the clock is re-based
 
 
 IRQ_REINJECT_ON_ACK_COUNT = Description("mc146818rtc/irq_reinject_on_ack_count", version=1, minimum=1, fields=[
@@ -61,10 +73,11 @@ IRQ_REINJECT_ON_ACK_COUNT = Description("mc146818rtc/irq_reinject_on_ack_count",
 MC146818RTC = Description("mc146818rtc", version=3, minimum=1, fields=[
     Buffer("cmos_data", 128),
     Field("cmos_index", UINT8, valid=range(0, 128)),
-    Unused(7 * 4),                              # v1/v2: current_tm
+    # QEMU's JSON numbers fields that share a name: unused[0], unused[1]
+    Unused(7 * 4, name="unused[0]"),           # v1/v2: current_tm
     Field("periodic_timer", TIMER),
     Field("next_periodic_time", INT64),
-    Unused(3 * 8),                              # v1/v2: next_second_time, second_timer, second_timer2
+    Unused(3 * 8, name="unused[1]"),           # v1/v2: next_second_time, second_timer, second_timer2
     Field("irq_coalesced", UINT32, since=2),
     Field("period", UINT32, since=2),
     Field("base_rtc", UINT64, since=3),
@@ -83,4 +96,7 @@ MC146818RTC = Description("mc146818rtc", version=3, minimum=1, fields=[
           "UIP is never set while the divider is held in reset (QEMU asserts it)"),
     Check("update_timer", lambda rtc: not _divider_held(rtc) or rtc.update_timer == -1,
           "a divider held in reset has no update timer armed"),
-], post_load=_post_load)
+    Check("update_timer", lambda rtc, aux: not aux.get("update_timer_carried", True) or _divider_held(rtc)
+          or not rtc.cmos_data[REG_A] & A_UIP or rtc.update_timer != -1,
+          "a latched UIP needs the update timer armed to clear it", uses_aux=True),
+], pre_load=_pre_load, post_load=_post_load)

@@ -4,10 +4,17 @@ QEMU saves ``cpu_clock_offset`` holding the virtual clock's value while the
 machine is stopped, which is how a destination resumes at the virtual time
 the source stopped at: every deadline in the device sections is absolute in
 that clock.
+
+The clock is refused from 2**62 ns on (146 years), although QEMU takes any
+int64: devices arm deadlines beyond the clock (the RTC's periodic timer a
+period on, hpet_arm up to INT64_MAX / 2 on), so a machine restored nearer
+INT64_MAX would arm a timer past it and could never be saved again.
 """
 from dataclasses import dataclass
 
 from vmstate.describe import INT64, Description, Field, Unused
+
+MAX_VIRTUAL_NS = 1 << 62
 
 
 @dataclass
@@ -19,5 +26,5 @@ class TimerState:
 TIMER = Description("timer", version=2, minimum=1, fields=[
     Field("cpu_ticks_offset", INT64),
     Unused(8),
-    Field("cpu_clock_offset", INT64, since=2, valid=range(0, 1 << 63)),
+    Field("cpu_clock_offset", INT64, since=2, valid=range(0, MAX_VIRTUAL_NS)),
 ])

@@ -15,11 +15,12 @@ writes), ``to=DEVICE:N,...`` (the highest versions the destination loads) and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from deepdiff import DeepDiff
 
 from vmstate import migration
+from vmstate.describe import copy_state
 from vmstate.errors import StreamError, TraceError, UsageError
 from vmstate.machine import PcMachine
 from vmstate.observe import Event, Observations
@@ -37,12 +38,54 @@ class Point:
     downtime: int
 
 
+class Later:
+    """A value to compute on first read: what a :class:`MigrationRecord`'s
+    diffs hold until a report asks for them."""
+
+    __slots__ = ("compute",)
+
+    def __init__(self, compute: Callable[[], Any]):
+        self.compute = compute
+
+
+class _Lazy:
+    """A dataclass field that may be given a :class:`Later`: the first
+    read computes the value and keeps it, later reads return it.  A check
+    computes its diffs only when something reads them, since an equivalent
+    migration never needs them and they cost more than the check."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.slot = "_" + name
+
+    def __get__(self, record: Any, owner: type | None = None) -> Any:
+        if record is None:
+            raise AttributeError(self.name)  # no default: the field stays required
+        value = record.__dict__[self.slot]
+        if type(value) is Later:
+            value = record.__dict__[self.slot] = value.compute()
+        return value
+
+    def __set__(self, record: Any, value: Any) -> None:
+        record.__dict__[self.slot] = value
+
+
 @dataclass
 class MigrationRecord:
+    """One migration of the migrated run: its point, the stream's length,
+    what the migration changed in the machine's state (``state_diff``) and
+    what a save of the destination changes in the stream (``stream_diff``),
+    both DeepDiff dicts, computed on first read."""
+
     point: Point
     stream_length: int
-    state_diff: dict
-    stream_diff: dict
+    state_diff: dict = _Lazy()
+    stream_diff: dict = _Lazy()
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles carry the diffs computed, not the means to."""
+        return {"point": self.point, "stream_length": self.stream_length,
+                "_state_diff": self.state_diff, "_stream_diff": self.stream_diff}
 
 
 @dataclass
@@ -114,6 +157,33 @@ def _state_diff(before: Any, after: Any) -> dict:
     return diff.to_dict() if diff else {}
 
 
+class _Held:
+    """A device as save and decode see it, frozen at one moment: its saved
+    state, handed out as a new copy each time as the device would."""
+
+    def __init__(self, state: Any):
+        self.state = state
+
+    def get_state(self) -> Any:
+        return copy_state(self.state)
+
+
+class _Moment:
+    def __init__(self, now: int):
+        self.now = now
+
+
+class _Frozen:
+    """What :func:`_stream_diff` reads of a machine (its devices' saved
+    states, its clock), taken when the migration happens, so that the diff
+    can be computed later, when a report asks for it, exactly as then."""
+
+    def __init__(self, machine, live: dict):
+        self.devices = {name: _Held(dev.get_state() if hasattr(dev, "live_state") else live[name])
+                        for name, dev in machine.devices.items()}
+        self.clock = _Moment(machine.clock.now)
+
+
 def _stream_diff(data: bytes, machine, point: Point, sections) -> dict:
     """What changed between the stream that was sent and the destination
     saved again at the same versions: a field the load dropped or
@@ -145,8 +215,14 @@ def run(commands: list[Command], options: dict, points: dict[int, Point], migrat
         twin.host.paused_total = machine.host.paused_total
         twin.host.pause(point.downtime)
         if records is not None:
-            records.append(MigrationRecord(point, len(data), _state_diff(machine.get_state(), twin.get_state()),
-                                           _stream_diff(data, twin, point, sections)))
+            # The source is never run again, so its state can be read when
+            # the diff is; the destination runs on, so it is read now.
+            after = twin.get_state()
+            frozen = _Frozen(twin, after)
+            records.append(MigrationRecord(
+                point, len(data),
+                Later(lambda source=machine, after=after: _state_diff(source.get_state(), after)),
+                Later(lambda frozen=frozen: _stream_diff(data, frozen, point, sections))))
         return twin
 
     runner = Runner(PcMachine(**options), migrate=at_point)

@@ -50,6 +50,14 @@ class Timer:
         self.expire = -1
         self._token = None
 
+    def load(self, expire: int) -> None:
+        """A timer field from a stream, as QEMU's timer_get takes it: -1
+        deletes the timer, any other value re-arms it at that expiry."""
+        if expire == -1:
+            self.delete()
+        else:
+            self.mod(expire)
+
     def __repr__(self) -> str:
         return f"<Timer {self.name or self.callback!r} expire={self.expire}>"
 

@@ -8,11 +8,10 @@ that fails anywhere leaves the destination exactly as it was.
 """
 from __future__ import annotations
 
-import copy
-
 from schemas import SECTIONS, SectionSchema
 from schemas.timer import TimerState
 from vmstate import stream
+from vmstate.describe import copy_state
 from vmstate.errors import UnknownSection, UsageError
 
 
@@ -40,7 +39,8 @@ def save(machine, versions: dict[str, int] | None = None, sections: Schemas = SE
     ``sections`` replaces the schemas (the tests plant broken ones)."""
     versions = versions or {}
     schemas = sections
-    unknown = set(versions) - {s.device or s.idstr for s in schemas} - {s.description.name for s in schemas}
+    unknown = versions and (set(versions) - {s.device or s.idstr for s in schemas}
+                            - {s.description.name for s in schemas})
     if unknown:
         raise UsageError(f"no section for {', '.join(sorted(unknown))}")
     described = {s.device for s in schemas}
@@ -55,9 +55,13 @@ def save(machine, versions: dict[str, int] | None = None, sections: Schemas = SE
             state = machine.devices[schema.device].get_state()
         else:
             continue
-        sections.append(stream.Section(schema.idstr, 0, schema.description,
-                                       _version_for(schema, versions), state))
-    return stream.write(sections)
+        description = schema.description
+        if versions or not description.minimum <= description.version:
+            version = _version_for(schema, versions)
+        else:
+            version = description.version
+        sections.append((schema.idstr, 0, description, version, state))
+    return stream.write_items(sections)
 
 
 def decode(data: bytes, machine, highest: dict[str, int] | None = None,
@@ -74,7 +78,9 @@ def decode(data: bytes, machine, highest: dict[str, int] | None = None,
         limit = highest.get(schema.device or schema.idstr, highest.get(schema.description.name))
         if schema.device is None:
             return schema.description, TimerState(0, machine.clock.now), limit
-        return schema.description, copy.deepcopy(machine.devices[schema.device].get_state()), limit
+        get_state = machine.devices[schema.device].get_state
+        state = get_state()
+        return schema.description, state if getattr(get_state, "fresh_state", False) else copy_state(state), limit
 
     def now(sections) -> int:
         for section in sections:

@@ -67,8 +67,14 @@ def changed_fields(divergence: Divergence) -> list[str]:
     """The state paths the last migration changed: the suspects."""
     if divergence.migration is None:
         return []
+    return migration_fields(divergence.migration)
+
+
+def migration_fields(record: MigrationRecord) -> list[str]:
+    """The state paths one migration changed, so that two migrations of the
+    same moment (at different versions) can be told apart by field."""
     paths: list[str] = []
-    for diff in (divergence.migration.state_diff, divergence.migration.stream_diff):
+    for diff in (record.state_diff, record.stream_diff):
         for kind in ("values_changed", "type_changes", "iterable_item_added", "iterable_item_removed",
                      "dictionary_item_added", "dictionary_item_removed", "attribute_added", "attribute_removed"):
             for path in diff.get(kind, {}):

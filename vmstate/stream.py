@@ -38,36 +38,94 @@ class Section:
     description: Description
     version: int
     state: Any
+    # where the payload starts in the stream it was read from
+    offset: int | None = None
 
 
 _DESCRIBED: dict[tuple, bytes] = {}
+# The trailer's JSON text (the trailer without its 5-byte framing), kept
+# beside it so that a read does not copy it out of the trailer every time.
+_TEXTS: dict[tuple, bytes] = {}
+# The last trailer written or matched, with its text: most streams read are
+# the last one written.
+_LAST: list[bytes] = [b"", b""]
+# Stream preambles by machine type, section headers by (section id, idstr,
+# instance id, version), footers by section id.  Bounded: hostile streams
+# bring any ids.
+_PREAMBLES: dict[str, bytes] = {}
+_HEADERS: dict[tuple, bytes] = {}
+_FOOTERS: dict[int, bytes] = {}
+_CACHED = 1024
+_DESCRIBED_CACHED = 64
 
 
 def write(sections: list[Section], machine_type: str = MACHINE_TYPE) -> bytes:
-    name = machine_type.encode()
-    out = [MAGIC, struct.pack(">I", STREAM_VERSION), bytes([CONFIGURATION]), struct.pack(">I", len(name)), name]
-    for section_id, section in enumerate(sections):
-        idstr = section.idstr.encode()
-        out.append(struct.pack(">BIB", FULL, section_id, len(idstr)) + idstr
-                   + struct.pack(">II", section.instance_id, section.version))
-        save_section(section.description, section.version, section.state, out)
-        out.append(struct.pack(">BI", FOOTER, section_id))
-    out.append(bytes([EOF]))
-    out.append(_described(sections))
+    return write_items([(s.idstr, s.instance_id, s.description, s.version, s.state) for s in sections],
+                       machine_type)
+
+
+def write_items(items: list[tuple], machine_type: str = MACHINE_TYPE) -> bytes:
+    """:func:`write` for sections given as ``(idstr, instance_id, description,
+    version, state)`` tuples, which a save makes without building a
+    :class:`Section` each (the trailer's JSON, made once per shape, is the
+    only thing that needs them)."""
+    preamble = _PREAMBLES.get(machine_type)
+    if preamble is None:
+        name = machine_type.encode()
+        preamble = MAGIC + struct.pack(">IBI", STREAM_VERSION, CONFIGURATION, len(name)) + name
+        if len(_PREAMBLES) < _CACHED:
+            _PREAMBLES[machine_type] = preamble
+    out = [preamble]
+    append = out.append
+    keys = []
+    for section_id, (idstr, instance_id, description, version, state) in enumerate(items):
+        head_key = (section_id, idstr, instance_id, version)
+        head = _HEADERS.get(head_key)
+        if head is None:
+            raw = idstr.encode()
+            head = (struct.pack(">BIB", FULL, section_id, len(raw)) + raw
+                    + struct.pack(">II", instance_id, version))
+            if len(_HEADERS) < _CACHED:
+                _HEADERS[head_key] = head
+        append(head)
+        keys.append((idstr, instance_id, id(description), save_section(description, version, state, out)))
+        append(_FOOTERS.get(section_id) or _footer(section_id))
+    append(bytes([EOF]))
+    key = tuple(keys)
+    trailer = _DESCRIBED.get(key)
+    if trailer is None or _LAST[0] is not trailer:
+        trailer = _described([Section(*item) for item in items], key)
+    append(trailer)
     return b"".join(out)
 
 
-def _described(sections: list[Section]) -> bytes:
+def _described_key(sections: list[Section]) -> tuple:
+    """What the trailer depends on (``write`` gets the same key from
+    ``save_section`` as it writes)."""
+    return tuple([(s.idstr, s.instance_id, id(s.description), s.description.json_key(s.version, s.state))
+                  for s in sections])
+
+
+def _described(sections: list[Section], key: tuple | None = None) -> bytes:
     """The VMDESCRIPTION trailer, built once per combination of sections,
     versions, counts and needed subsections."""
-    key = tuple((s.idstr, s.instance_id, id(s.description), s.description.json_key(s.version, s.state))
-                for s in sections)
+    if key is None:
+        key = _described_key(sections)
     trailer = _DESCRIBED.get(key)
     if trailer is None:
         devices = [{"name": s.idstr, "instance_id": s.instance_id, **s.description.json(s.version, s.state)}
                    for s in sections]
         text = json.dumps({"page_size": PAGE_SIZE, "devices": devices}, separators=(",", ":")).encode()
-        trailer = _DESCRIBED[key] = struct.pack(">BI", VMDESCRIPTION, len(text)) + text
+        trailer = struct.pack(">BI", VMDESCRIPTION, len(text)) + text
+        # Bounded too: a read looks up the trailer of whatever sections a
+        # stream brings (any subset, order and versions), and each one kept
+        # costs about 130 KB.
+        if len(_DESCRIBED) < _DESCRIBED_CACHED:
+            _TEXTS[key] = text
+            _DESCRIBED[key] = trailer
+        _LAST[:] = [trailer, text]
+    elif _LAST[0] is not trailer:
+        _LAST[:] = [trailer, _TEXTS.get(key) or trailer[5:]]
     return trailer
 
 
@@ -90,6 +148,11 @@ class Loaded:
         return None if self.description_text is None else json.loads(self.description_text)
 
 
+_LAYOUTS: dict[str, struct.Struct] = {}
+_INSTANCE_VERSION = struct.Struct(">II")
+_ID_LENGTH = struct.Struct(">IB")
+
+
 class _Reader:
     def __init__(self, data: bytes):
         self.data = data
@@ -100,9 +163,13 @@ class _Reader:
             raise TruncatedStream(f"stream ends inside the {what}", self.off)
 
     def unpack(self, fmt: str, what: str) -> tuple:
-        size = struct.calcsize(fmt)
-        self.need(size, what)
-        values = struct.unpack_from(fmt, self.data, self.off)
+        layout = _LAYOUTS.get(fmt)
+        if layout is None:
+            layout = _LAYOUTS[fmt] = struct.Struct(fmt)
+        size = layout.size
+        if self.off + size > len(self.data):
+            raise TruncatedStream(f"stream ends inside the {what}", self.off)
+        values = layout.unpack_from(self.data, self.off)
         self.off += size
         return values
 
@@ -133,9 +200,14 @@ def read(data: bytes, lookup: Lookup, now: Callable[[list[Section]], int],
     sections: list[Section] = []
     seen: set[tuple[str, int]] = set()
     ids: set[int] = set()
+    data = r.data
     while True:
         at = r.off
-        (kind,) = r.unpack(">B", "section type")
+        if at < len(data):
+            kind = data[at]
+            r.off = at + 1
+        else:
+            (kind,) = r.unpack(">B", "section type")
         if kind == CONFIGURATION:
             if found_type is not None or sections:
                 raise MalformedStream("the configuration section must come first, once", at)
@@ -161,27 +233,60 @@ def read(data: bytes, lookup: Lookup, now: Callable[[list[Section]], int],
 
 
 def _read_section(r: _Reader, at: int, lookup: Lookup, now: int, seen: set, ids: set) -> Section:
-    section_id, n = r.unpack(">IB", "section header")
-    raw = r.take(n, "section name")
+    data, off = r.data, r.off
+    if off + 5 <= len(data) and off + 5 + data[off + 4] <= len(data):
+        section_id, n = _ID_LENGTH.unpack_from(data, off)
+        raw = data[off + 5:off + 5 + n]
+        r.off = off + 5 + n
+    else:
+        section_id, n = r.unpack(">IB", "section header")
+        raw = r.take(n, "section name")
     try:
         idstr = raw.decode("ascii")
     except UnicodeDecodeError:
         raise MalformedStream(f"section name {raw!r} is not ASCII", at + 6) from None
-    instance_id, version = r.unpack(">II", "section header")
+    if r.off + 8 <= len(r.data):
+        instance_id, version = _INSTANCE_VERSION.unpack_from(r.data, r.off)
+        r.off += 8
+    else:
+        instance_id, version = r.unpack(">II", "section header")
     if (idstr, instance_id) in seen or section_id in ids:
         raise MalformedStream(f"section {idstr!r} (id {section_id}) appears twice", at, idstr)
     seen.add((idstr, instance_id))
     ids.add(section_id)
-    description, state, highest = lookup(idstr, instance_id)
+    try:
+        description, state, highest = lookup(idstr, instance_id)
+    except UnknownSection as err:
+        # The lookup knows devices, not bytes: the section's name is where
+        # the stream asks for a device this machine lacks.
+        if err.offset is not None:
+            raise
+        raise UnknownSection(err.message, at + 6, err.path or idstr) from None
     check_version(description, version, r.off - 4, idstr, highest)
+    start = r.off
     r.off = load_section(description, version, r.data, r.off, state, now, idstr)
+    if r.data.startswith(_footer(section_id), r.off):
+        r.off += 5
+        return Section(idstr, instance_id, description, version, state, start)
     (footer,) = r.unpack(">B", "section footer")
     if footer != FOOTER:
         raise MalformedStream(f"section footer expected (0x7e), found {footer:#04x}", r.off - 1, idstr)
     (footer_id,) = r.unpack(">I", "section footer")
     if footer_id != section_id:
         raise MalformedStream(f"footer names section {footer_id}, not {section_id}", r.off - 4, idstr)
-    return Section(idstr, instance_id, description, version, state)
+    return Section(idstr, instance_id, description, version, state, start)
+
+
+def _footer(section_id: int) -> bytes:
+    """A section's footer bytes (made once per id): a read compares them
+    whole and takes the byte-by-byte path, with its precise errors, only
+    when they differ."""
+    foot = _FOOTERS.get(section_id)
+    if foot is None:
+        foot = struct.pack(">BI", FOOTER, section_id)
+        if len(_FOOTERS) < _CACHED:
+            _FOOTERS[section_id] = foot
+    return foot
 
 
 def _read_description(r: _Reader, sections: list[Section]) -> bytes | None:
@@ -189,10 +294,19 @@ def _read_description(r: _Reader, sections: list[Section]) -> bytes | None:
     parse it only when it is not exactly the one we would write."""
     if r.off == len(r.data):
         return None
-    expected = _described(sections)
-    if r.data[r.off:] == expected:
+    last, text = _LAST
+    if len(r.data) - r.off == len(last) and len(text) <= MAX_DESCRIPTION and r.data.startswith(last, r.off):
+        # A trailer vmstate wrote (the last one, usually this stream's):
+        # whichever sections it describes, it is well framed and parses,
+        # so the checks below would pass and return its text.
         r.off = len(r.data)
-        return expected[5:]
+        return text
+    key = _described_key(sections)
+    expected = _described(sections, key)
+    if len(r.data) - r.off == len(expected) and r.data.startswith(expected, r.off):
+        r.off = len(r.data)
+        text = _TEXTS.get(key)
+        return text if text is not None else expected[5:]
     at = r.off
     (kind,) = r.unpack(">B", "description marker")
     if kind != VMDESCRIPTION:
@@ -210,4 +324,4 @@ def _read_description(r: _Reader, sections: list[Section]) -> bytes | None:
     return text
 
 
-__all__ = ["Section", "Loaded", "write", "read", "StreamError", "UnknownSection", "MACHINE_TYPE"]
+__all__ = ["Section", "Loaded", "write", "write_items", "read", "StreamError", "UnknownSection", "MACHINE_TYPE"]

@@ -1,0 +1,346 @@
+"""Restoring hostile bytes: only typed errors naming an offset, in bounded
+time and memory, with the destination untouched (issue 9).
+
+The inputs are arbitrary bytes and mutations of valid streams saved from
+busy machines (the scenarios up to their first ``migrate``, and QEMU 7.2's
+own device sections).  Every restore goes through :func:`hostile.probe`,
+which turns each broken rule into a ``violation``; the harness tests at the
+end make sure each rule can actually be caught.
+"""
+import random
+import struct
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from vmstate import hostile, migration, stream
+from vmstate.cli import main
+from schemas.timer import MAX_VIRTUAL_NS
+from vmstate.errors import (InvalidField, MalformedStream, StreamError, TrailingData, TruncatedStream,
+                            UnknownSection)
+from vmstate.machine import PcMachine
+
+SEEDS = hostile.seeds()
+BY_NAME = {s.name: s for s in SEEDS}
+BUSY = BY_NAME["all-four-devices-busy"]
+QEMU = BY_NAME["qemu-7.2-pc-hpet-armed"]
+HEADER = BUSY.data[:26]
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                derandomize=True)
+
+seeds = st.sampled_from(SEEDS)
+
+
+def destination(seed: hostile.Seed = BUSY):
+    """A busy machine, another than the stream's where the stream carries
+    its own time, so that an unchanged destination means something."""
+    _, index = hostile.destination_of(SEEDS, SEEDS.index(seed))
+    return SEEDS[index].machine.clone()
+
+
+def restore(data: bytes, seed: hostile.Seed = BUSY) -> hostile.Outcome:
+    out = hostile.probe(data, destination(seed))
+    assert out.violation is None, f"{out.violation}: {out.detail}"
+    return out
+
+
+def test_every_seed_is_a_valid_stream():
+    """The mutations start from streams that restore, or nothing they
+    provoke says anything about the mutation."""
+    assert len(SEEDS) >= 20
+    for seed in SEEDS:
+        out = restore(seed.data, seed)
+        assert out.error is None, (seed.name, out.error)
+        assert seed.layout.sections and seed.layout.eof is not None
+
+
+@FAST
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_are_refused_with_a_typed_error(data):
+    out = restore(data)
+    assert isinstance(out.error, StreamError) and out.error.offset is not None
+
+
+@FAST
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_after_a_valid_header_are_refused(data):
+    out = restore(HEADER + data)
+    assert out.error is not None or data[:1] == b"\x00"
+
+
+@FAST
+@given(seeds, st.data())
+def test_every_truncation_is_refused_at_or_before_the_cut(seed, draw):
+    cut = draw.draw(st.integers(0, len(seed.data) - 1))
+    assume(cut != seed.layout.eof + 1)      # QEMU's suppress-vmdesc: a stream may end after EOF
+    out = restore(seed.data[:cut], seed)
+    assert out.error is not None and out.error.offset <= cut
+
+
+@FAST
+@given(seeds, st.data())
+def test_a_flipped_bit_is_refused_or_restored(seed, draw):
+    at = draw.draw(st.integers(0, seed.layout.binary_end - 1))
+    bit = draw.draw(st.integers(0, 7))
+    data = bytearray(seed.data)
+    data[at] ^= 1 << bit
+    restore(bytes(data), seed)
+
+
+def _length_sites():
+    return [(s.name, site) for s in (BUSY, QEMU) for site in s.layout.lengths]
+
+
+@pytest.mark.parametrize("name, site", _length_sites(), ids=lambda v: getattr(v, "path", v))
+def test_a_lying_length_or_count_is_refused_within_the_allocation_bound(name, site):
+    seed = BY_NAME[name]
+    true = site.read(seed.data)
+    for value in sorted({v & ((1 << 8 * site.size) - 1) for v in hostile.lies(true, site.size, random.Random(9))}
+                        - {true}):
+        out = restore(site.write(seed.data, value), seed)
+        assert out.error is not None, (site.path, value)
+        assert out.peak < hostile.ALLOCATION_BOUND
+
+
+@pytest.mark.parametrize("value", [0, 2, 33, 0xFF])
+def test_num_timers_outside_3_to_32_is_refused_before_any_timer_is_read(value):
+    site = next(s for s in BUSY.layout.lengths if s.path == "hpet.num_timers")
+    out = restore(site.write(BUSY.data, value))
+    assert isinstance(out.error, InvalidField)
+    assert (out.error.offset, out.error.path) == (site.offset, "hpet.num_timers")
+
+
+def test_a_json_description_length_beyond_the_limit_is_refused_without_reading_it():
+    site = next(s for s in BUSY.layout.lengths if s.path.startswith("JSON"))
+    out = restore(site.write(BUSY.data, 0xFFFFFFFF))
+    assert isinstance(out.error, MalformedStream) and out.error.offset == site.offset
+    assert out.peak < 1 << 20
+
+
+def _ranged_fields():
+    """Fields whose rule is a range or a set: a value outside it is known."""
+    return [(s.name, site) for s in (BUSY, QEMU) for site in s.layout.fields
+            if isinstance(site.field.valid, (range, frozenset))
+            and site.path not in {x.path for x in s.layout.lengths}]
+
+
+def _outside(site: hostile.Site) -> list[int]:
+    valid = site.field.valid
+    candidates = [site.lo, site.hi] + ([valid.start - 1, valid.stop] if isinstance(valid, range)
+                                       else [max(valid) + 1, min(valid) - 1])
+    return sorted({v for v in candidates if site.lo <= v <= site.hi and v not in valid})
+
+
+@pytest.mark.parametrize("name, site", _ranged_fields(), ids=lambda v: getattr(v, "path", v))
+def test_a_field_out_of_its_range_is_refused_naming_its_offset_and_path(name, site):
+    seed = BY_NAME[name]
+    values = _outside(site)
+    assert values, site.path
+    for value in values:
+        out = restore(site.write(seed.data, value), seed)
+        assert isinstance(out.error, InvalidField), (site.path, value, out.error)
+        assert (out.error.offset, out.error.path) == (site.offset, site.path)
+
+
+@FAST
+@given(seeds, st.data())
+def test_any_value_in_any_field_is_refused_or_restored(seed, draw):
+    site = draw.draw(st.sampled_from(seed.layout.fields))
+    value = draw.draw(st.integers(site.lo, site.hi))
+    restore(site.write(seed.data, value), seed)
+
+
+@pytest.mark.parametrize("seed", [BUSY, QEMU], ids=lambda s: s.name)
+def test_a_section_repeated_right_after_itself_is_refused_at_the_repeat(seed):
+    for start, end, idstr in seed.layout.sections:
+        out = restore(seed.data[:end] + seed.data[start:end] + seed.data[end:], seed)
+        assert isinstance(out.error, MalformedStream), idstr
+        assert (out.error.offset, out.error.path) == (end, idstr)
+
+
+@pytest.mark.parametrize("seed", [BUSY, QEMU], ids=lambda s: s.name)
+def test_device_sections_in_another_order_restore_the_same_machine(seed):
+    """QEMU loads sections in any order; only the ``timer`` section, which
+    gives the others their time, must come first."""
+    spans = [(a, b) for a, b, idstr in seed.layout.sections if idstr != "timer"]
+    first, last = spans[0][0], spans[-1][1]
+    reordered = seed.data[:first] + b"".join(seed.data[a:b] for a, b in reversed(spans)) + seed.data[last:]
+    reordered = reordered[:seed.layout.eof + 1]     # the JSON description lists them in the old order
+    expected = migration.restore(seed.data[:seed.layout.eof + 1], destination(seed)).get_state()
+    dest = destination(seed)
+    assert hostile.probe(reordered, dest).error is None
+    assert dest.get_state() == expected
+
+
+@FAST
+@given(seeds, st.binary(min_size=1, max_size=64))
+def test_trailing_garbage_after_the_description_is_refused_where_it_starts(seed, junk):
+    assume(seed.layout.description is not None)
+    out = restore(seed.data + junk, seed)
+    assert isinstance(out.error, TrailingData) and out.error.offset == len(seed.data)
+
+
+@FAST
+@given(seeds, st.integers(0, 2**32 - 1), st.sampled_from(sorted(hostile.MUTATIONS)))
+def test_every_mutation_is_refused_or_restored(seed, number, name):
+    rng = random.Random(number)
+    data = hostile.MUTATIONS[name](rng, seed, seed.data) if name != "splice" else \
+        hostile.splice(rng, seed, seed.data, rng.choice(SEEDS))
+    restore(data, seed)
+
+
+# -- regressions the campaign found -----------------------------------------------------
+def test_a_section_for_a_device_the_machine_lacks_names_the_offset_of_its_name():
+    """The lookup raised UnknownSection without an offset: the stream
+    layer now gives it the offset of the section's name."""
+    data = BUSY.data[:32] + b"tymer" + BUSY.data[37:]
+    out = restore(data)
+    assert isinstance(out.error, UnknownSection) and (out.error.offset, out.error.path) == (32, "tymer")
+    instance = BUSY.data[:37] + struct.pack(">I", 1) + BUSY.data[41:]
+    out = restore(instance)
+    assert isinstance(out.error, UnknownSection) and out.error.offset == 32
+
+
+def test_a_virtual_time_too_late_for_any_deadline_is_refused_at_the_timer_field():
+    """Found by the campaign: a ``timer`` section at INT64_MAX ns restored,
+    the RTC re-armed its periodic timer a period later, past INT64_MAX, and
+    the machine could not be saved again."""
+    seed = BY_NAME["rtc-periodic-coalesced"]
+    site = next(s for s in seed.layout.fields if s.path == "timer.cpu_clock_offset")
+    for value in (MAX_VIRTUAL_NS, 2**63 - 1):
+        out = restore(site.write(seed.data, value), seed)
+        assert isinstance(out.error, InvalidField)
+        assert (out.error.offset, out.error.path) == (site.offset, "timer.cpu_clock_offset")
+    latest = site.write(seed.data, MAX_VIRTUAL_NS - 1)
+    dest = destination(seed)
+    assert hostile.probe(latest, dest).error is None
+    assert dest.clock.now == MAX_VIRTUAL_NS - 1
+
+
+def test_streams_with_ever_new_sets_of_sections_do_not_make_the_loader_hold_more_memory():
+    """Found by the campaign (650 MB resident after 100,000 inputs): each
+    stream's expected JSON description (about 130 KB with its text) was
+    cached per combination of sections it brought, and reordered or
+    dropped sections bring new combinations without end."""
+    import gc
+    import itertools
+    import tracemalloc
+
+    spans = [(a, b) for a, b, idstr in BUSY.layout.sections if idstr != "timer"]
+    first, last = spans[0][0], spans[-1][1]
+    orders = itertools.permutations(spans)
+    dest = destination()
+
+    def restore_orders(n):
+        for order in itertools.islice(orders, n):
+            data = BUSY.data[:first] + b"".join(BUSY.data[a:b] for a, b in order) + BUSY.data[last:]
+            migration.restore(data, dest)
+
+    restore_orders(80)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        restore_orders(80)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 1 << 20
+
+
+# -- the harness can fail ----------------------------------------------------------------
+def test_probe_reports_an_untyped_exception(monkeypatch):
+    monkeypatch.setattr(migration, "restore", lambda data, machine: {}["missing"])
+    assert hostile.probe(BUSY.data, PcMachine()).violation == "untyped"
+
+
+def test_probe_reports_a_refusal_that_changed_the_destination(monkeypatch):
+    def restore_badly(data, machine):
+        machine.clock.load(machine.clock.now + 1)
+        raise TruncatedStream("cut", 3)
+
+    monkeypatch.setattr(migration, "restore", restore_badly)
+    assert hostile.probe(BUSY.data, PcMachine()).violation == "destination changed"
+
+
+def test_probe_reports_a_refusal_without_an_offset(monkeypatch):
+    def refuse(data, machine):
+        raise MalformedStream("somewhere")
+
+    monkeypatch.setattr(migration, "restore", refuse)
+    assert hostile.probe(BUSY.data, PcMachine()).violation == "no offset"
+
+
+def test_probe_reports_an_allocation_over_the_bound(monkeypatch):
+    def hoard(data, machine):
+        kept = bytearray(hostile.ALLOCATION_BOUND + 1)
+        raise TruncatedStream(f"cut after {len(kept)}", 3)
+
+    monkeypatch.setattr(migration, "restore", hoard)
+    assert hostile.probe(BUSY.data, PcMachine()).violation == "allocation"
+
+
+def test_probe_reports_a_hang(monkeypatch):
+    def spin(data, machine):
+        while True:
+            pass
+
+    monkeypatch.setattr(migration, "restore", spin)
+    out = hostile.probe(BUSY.data, PcMachine(), seconds=0.2)
+    assert out.violation == "hang" and out.seconds < 1
+
+
+def test_probe_reports_a_restored_machine_that_cannot_save(monkeypatch):
+    def corrupt(data, machine):
+        machine.pit.channels = []
+        return machine
+
+    monkeypatch.setattr(migration, "restore", corrupt)
+    assert hostile.probe(BUSY.data, PcMachine()).violation == "unsaveable"
+
+
+def test_a_campaign_reports_memory_that_restores_keep_holding(monkeypatch):
+    hoard = []
+
+    def restore_and_keep(data, machine):
+        hoard.append(bytes(100_000))
+        return machine
+
+    monkeypatch.setattr(migration, "restore", restore_and_keep)
+    monkeypatch.setattr(hostile, "WARM_UP", 20)
+    monkeypatch.setattr(hostile, "RETAINED_BOUND", 4 << 20)
+    report = hostile.campaign(100, seed=1)
+    assert [f.violation for f in report.findings] == ["retained memory"]
+    assert report.retained >= 80 * 100_000
+
+
+# -- the campaign and its command ----------------------------------------------------------
+def test_a_small_campaign_is_clean_and_repeatable():
+    a = hostile.campaign(150, seed=3)
+    b = hostile.campaign(150, seed=3)
+    assert a.clean, a.to_json()["violations"]
+    assert (a.restored, a.refused, a.mutations) == (b.restored, b.refused, b.mutations)
+    assert a.restored and sum(a.refused.values()) == 150 - a.restored
+
+
+def test_the_command_exits_1_on_a_violation_and_writes_the_input(monkeypatch, tmp_path):
+    monkeypatch.setattr(migration, "restore", lambda data, machine: [][0])
+    result = CliRunner().invoke(main, ["hostile", "--inputs", "5", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 1
+    assert len(list((tmp_path / "violations").glob("*-untyped.bin"))) == 5
+
+
+def test_the_command_exits_0_when_clean_and_2_on_bad_input(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["hostile", "--inputs", "40", "--seed", "7", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"clean": true' in result.output and (tmp_path / "index.json").exists()
+    assert runner.invoke(main, ["hostile", "--inputs", "0"]).exit_code == 2
+    assert runner.invoke(main, ["hostile", "--seed", "x"]).exit_code == 2
+
+
+def test_the_descriptions_length_is_bounded_by_the_stream_layer():
+    assert stream.MAX_DESCRIPTION < hostile.ALLOCATION_BOUND
