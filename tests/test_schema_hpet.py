@@ -30,10 +30,11 @@ from hypothesis import strategies as st
 from devices.hpet import (ARM_LIMIT_TICKS, TN_32BIT, TN_CFG_WRITE_MASK, TN_ENABLE, TN_FSB_CAP,
                           TN_FSB_ENABLE, U64, HpetState, HpetTimerState)
 from realstream import STREAMS, described, real_stream, section
+import sectionbytes
 from schemas import SECTIONS
 from schemas.hpet import HPET, HPET_TIMER, OFFSET, RESET_CAPS, RTC_IRQ_LEVEL, pristine
 from vmstate import migration
-from vmstate.describe import Field, Nested, load_section, resolve, save_section, to_container
+from vmstate.describe import Field, Nested, load_section, resolve, to_container
 from vmstate.errors import InvalidField, UnknownSubsection, UsageError, VersionTooNew, VersionTooOld
 from vmstate.machine import PcMachine
 from vmstate.observe import Observations
@@ -51,24 +52,14 @@ OFFSET_HEADER = 1 + 1 + len("hpet/offset") + 4
 
 
 # -- helpers ---------------------------------------------------------------------------
-def pack(description, version, state) -> bytes:
-    out: list = []
-    save_section(description, version, state, out)
-    return b"".join(out)
+pack = sectionbytes.pack
 
 
 def payload_at(data: bytes, idstr: str = "hpet") -> int:
-    """Offset of a FULL section's payload: after 0x04, be32 section id,
-    u8 length, idstr, be32 instance id, be32 version."""
-    name = bytes([len(idstr)]) + idstr.encode()
-    at = data.find(name)
-    while data[at - 5] != 0x04:
-        at = data.find(name, at + 1)
-    return at + len(name) + 8
+    return sectionbytes.payload_at(data, idstr)
 
 
-def states(m: PcMachine) -> tuple:
-    return m.clock.now, copy.deepcopy(m.get_state())
+states = sectionbytes.states
 
 
 def fixture_commands():

@@ -36,10 +36,11 @@ from hypothesis import strategies as st
 
 from devices.mc146818 import RtcState
 from realstream import STREAMS, described, real_stream, section
+import sectionbytes
 from schemas import SECTIONS
 from schemas.mc146818rtc import IRQ_REINJECT_ON_ACK_COUNT, MC146818RTC
 from vmstate import migration
-from vmstate.describe import Field, load_section, save_section, to_container
+from vmstate.describe import Field, load_section, to_container
 from vmstate.errors import (InvalidField, MalformedStream, TruncatedStream, UnknownSubsection, VersionTooNew,
                             VersionTooOld)
 from vmstate.machine import PcMachine
@@ -68,24 +69,14 @@ BASE_2010 = 14768 * 86400 + 3600 + 23 * 60
 
 
 # -- helpers ---------------------------------------------------------------------------
-def pack(description, version, state) -> bytes:
-    out: list = []
-    save_section(description, version, state, out)
-    return b"".join(out)
+pack = sectionbytes.pack
 
 
 def payload_at(data: bytes, idstr: str = "mc146818rtc") -> int:
-    """Offset of a FULL section's payload: after 0x04, be32 section id,
-    u8 length, idstr, be32 instance id, be32 version."""
-    name = bytes([len(idstr)]) + idstr.encode()
-    at = data.find(name)
-    while data[at - 5] != 0x04:
-        at = data.find(name, at + 1)
-    return at + len(name) + 8
+    return sectionbytes.payload_at(data, idstr)
 
 
-def states(m: PcMachine) -> tuple:
-    return m.clock.now, copy.deepcopy(m.get_state())
+states = sectionbytes.states
 
 
 def rd(m, index):

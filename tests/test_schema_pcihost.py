@@ -6,7 +6,6 @@ writing 0xcf8 and reading 0xcfc.
 """
 from __future__ import annotations
 
-import copy
 import struct
 
 import pytest
@@ -15,10 +14,11 @@ from hypothesis import strategies as st
 
 from devices.pci import PciHostState
 from realstream import described, real_stream, section
+import sectionbytes
 from schemas import SECTIONS
 from schemas.pcihost import PCIHOST
 from vmstate import migration
-from vmstate.describe import load_section, save_section, to_container
+from vmstate.describe import load_section, to_container
 from vmstate.errors import UnknownSubsection, VersionTooNew, VersionTooOld
 from vmstate.machine import PcMachine
 
@@ -26,19 +26,11 @@ STREAMS = ["qemu-7.2-pc-pit-channel2.bin", "qemu-7.2-pc-hpet-armed.bin"]
 
 
 def pack(state) -> bytes:
-    out: list = []
-    save_section(PCIHOST, 1, state, out)
-    return b"".join(out)
+    return sectionbytes.pack(PCIHOST, 1, state)
 
 
 def payload_at(data: bytes, idstr: str = "PCIHost") -> int:
-    """Offset of a FULL section's payload: after 0x04, be32 section id,
-    u8 length, idstr, be32 instance id, be32 version."""
-    name = bytes([len(idstr)]) + idstr.encode()
-    at = data.find(name)
-    while data[at - 5] != 0x04:
-        at = data.find(name, at + 1)
-    return at + len(name) + 8
+    return sectionbytes.payload_at(data, idstr)
 
 
 def latched(address: int) -> PcMachine:
@@ -47,8 +39,7 @@ def latched(address: int) -> PcMachine:
     return m
 
 
-def states(m: PcMachine) -> tuple:
-    return m.clock.now, copy.deepcopy(m.get_state())
+states = sectionbytes.states
 
 
 def test_size_order_and_json_are_qemus():
