@@ -46,7 +46,7 @@ BUDGETS = {
     "rtc-register-c-cleared": (150, 38),
     "pm-overflow-time-dropped": (150, 31),
     "pcihost-config-reg-dropped": (150, 29),
-    "pcspk-data-on-dropped": (250, 163),
+    "pcspk-data-on-dropped": (600, 163),
 }
 
 #: The devices a bug's campaign drives, where the planted device's own
