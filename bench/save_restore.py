@@ -74,7 +74,7 @@ from schemas.mc146818rtc import MC146818RTC  # noqa: E402
 from schemas.piix4_pm import PCI_DEVICE, PIIX4_PM  # noqa: E402
 from vmstate import migration, stream  # noqa: E402
 from vmstate.machine import PcMachine  # noqa: E402
-from vmstate.qtest import Runner, parse_pragmas, parse_trace  # noqa: E402
+from vmstate.qtest import run_to_first_migrate  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "fixtures" / "scenarios" / "all-four-devices-busy.trace"
@@ -422,14 +422,7 @@ def baseline_restore(data: bytes, machine: PcMachine, fetch_all: bool = True) ->
 # -- the bench -----------------------------------------------------------------------------
 def busy_machine() -> PcMachine:
     """The all-four-devices-busy scenario stopped at its migrate line."""
-    text = SCENARIO.read_text()
-    commands = parse_trace(text)
-    pragmas = parse_pragmas(text)
-    upto = next(i for i, c in enumerate(commands) if c.name == "migrate")
-    runner = Runner(PcMachine(rtc_base=pragmas["rtc-base"], rtc_clock=pragmas["rtc-clock"]))
-    for _ in runner.run(commands[:upto]):
-        pass
-    return runner.machine
+    return run_to_first_migrate(SCENARIO.read_text())
 
 
 def ours_restore(data: bytes, machine: PcMachine) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
+from vmstate import migration
 from vmstate.describe import save_section
 
 
@@ -26,3 +29,13 @@ def payload_at(data: bytes, idstr: str) -> int:
 def states(machine) -> tuple:
     """What a refused restore must leave as it was."""
     return machine.clock.now, copy.deepcopy(machine.get_state())
+
+
+def refused(data: bytes, destination, error) -> Exception:
+    """The error restoring ``data`` into ``destination`` raises, having
+    checked that the refusal left the destination exactly as it was."""
+    before = states(destination)
+    with pytest.raises(error) as raised:
+        migration.restore(data, destination)
+    assert states(destination) == before
+    return raised.value

@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from devices.i8254 import PitChannelState, PitState
 from devices.pcspk import PcspkState
 from realstream import STREAMS, described, real_stream, section
+import sectionbytes
 from schemas import SECTIONS
 from schemas.i8254 import FINAL, I8254, PIT_CHANNEL
 from schemas.pcspk import PCSPK
@@ -55,8 +56,7 @@ def channel_at(i: int, version: int = 3) -> int:
 
 
 # -- helpers ---------------------------------------------------------------------------
-def states(m: PcMachine) -> dict:
-    return copy.deepcopy(m.get_state())
+states = sectionbytes.states
 
 
 def timers(m: PcMachine) -> tuple:
@@ -593,12 +593,7 @@ def _stream_with(monkeypatch, pit, version=3):
 
 
 def _refused(data, error=InvalidField):
-    dest = elsewhere()
-    before = states(dest)
-    with pytest.raises(error) as err:
-        migration.restore(data, dest)
-    assert states(dest) == before
-    return err.value
+    return sectionbytes.refused(data, elsewhere(), error)
 
 
 @pytest.mark.parametrize("version", [2, 3])

@@ -19,7 +19,7 @@ from rich.table import Table
 from vmstate import checker, migration
 from vmstate.describe import to_container
 from vmstate.machine import PcMachine
-from vmstate.qtest import Runner, parse_pragmas, parse_trace
+from vmstate.qtest import run_to_first_migrate
 from vmstate.report import render
 
 SCENARIO = """\
@@ -69,13 +69,7 @@ SHOWN = {"i8254", "hpet", "mc146818rtc", "0000:00:01.3/piix4_pm", "timer"}
 
 
 def _stream_at_migration() -> bytes:
-    commands = parse_trace(SCENARIO)
-    pragmas = parse_pragmas(SCENARIO)
-    cut = next(i for i, c in enumerate(commands) if c.name == "migrate")
-    runner = Runner(PcMachine(rtc_base=pragmas["rtc-base"], rtc_clock=pragmas["rtc-clock"]))
-    for _ in runner.run(commands[:cut]):
-        pass
-    return migration.save(runner.machine, {"i8254": 2, "hpet": 1})
+    return migration.save(run_to_first_migrate(SCENARIO), {"i8254": 2, "hpet": 1})
 
 
 def _section_table(section) -> Table:

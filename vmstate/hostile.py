@@ -278,18 +278,10 @@ class Seed:
 
 
 def _run_to_migrate(path: Path):
-    from vmstate.machine import DEFAULT_RTC_BASE, PcMachine
-    from vmstate.qtest import Runner, parse_pragmas, parse_trace
+    from vmstate.qtest import run_to_first_migrate
 
-    text = path.read_text()
-    pragmas = parse_pragmas(text)
-    options = {"rtc_base": pragmas.get("rtc-base", DEFAULT_RTC_BASE), "rtc_clock": pragmas.get("rtc-clock", "vm")}
-    runner = Runner(PcMachine(**options))
-    for command in parse_trace(text):
-        if command.name == "migrate":
-            break
-        runner.execute(command)
-    return runner.machine, options
+    machine = run_to_first_migrate(path.read_text())
+    return machine, dict(machine.options)
 
 
 def qemu_device_sections(data: bytes) -> bytes:

@@ -237,3 +237,18 @@ class Runner:
     def run(self, commands: list[Command]) -> Iterator[str]:
         for command in commands:
             yield from self.execute(command)
+
+
+def run_to_first_migrate(text: str):
+    """A fresh machine, on the trace's pragmas, after the trace's commands
+    before its first ``migrate`` line: the machine a scenario migrates."""
+    from vmstate.machine import DEFAULT_RTC_BASE, PcMachine
+
+    pragmas = parse_pragmas(text)
+    runner = Runner(PcMachine(rtc_base=pragmas.get("rtc-base", DEFAULT_RTC_BASE),
+                              rtc_clock=pragmas.get("rtc-clock", "vm")))
+    for command in parse_trace(text):
+        if command.name == "migrate":
+            break
+        runner.execute(command)
+    return runner.machine
