@@ -31,7 +31,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from vmstate import checker  # noqa: E402
+from vmstate.check import checker  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LIBRARY = sorted((ROOT / "fixtures" / "scenarios").glob("*.trace"))

@@ -72,9 +72,10 @@ from schemas.hpet import HPET, HPET_TIMER, OFFSET, _fixed_bits, pristine  # noqa
 from schemas.i8254 import FINAL, I8254, PIT_CHANNEL, _status_byte  # noqa: E402
 from schemas.mc146818rtc import MC146818RTC  # noqa: E402
 from schemas.piix4_pm import PCI_DEVICE, PIIX4_PM  # noqa: E402
-from vmstate import migration, stream  # noqa: E402
-from vmstate.machine import PcMachine  # noqa: E402
-from vmstate.qtest import run_to_first_migrate  # noqa: E402
+from vmstate.machine import migration
+from vmstate.wire import stream  # noqa: E402
+from vmstate.machine.pc import PcMachine  # noqa: E402
+from vmstate.trace.qtest import run_to_first_migrate  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "fixtures" / "scenarios" / "all-four-devices-busy.trace"

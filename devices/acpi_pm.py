@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import copy
 
 from devices.pci import PciFunction
-from vmstate.bus import Region, Sizes
-from vmstate.clock import NANOSECONDS_PER_SECOND, VirtualClock, muldiv64
-from vmstate.describe import copy_state, fresh_state
-from vmstate.irq import IrqLine
+from vmstate.core.bus import Region, Sizes
+from vmstate.core.clock import NANOSECONDS_PER_SECOND, VirtualClock, muldiv64
+from vmstate.wire.describe import copy_state, fresh_state
+from vmstate.core.irq import IrqLine
 
 PM_TIMER_FREQUENCY = 3_579_545
 TMR_STS = 1 << 0

@@ -17,10 +17,10 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from vmstate.bus import AddressSpace, Region, Sizes
-from vmstate.clock import VirtualClock
-from vmstate.describe import copy_state, fresh_state
-from vmstate.irq import IrqLine
+from vmstate.core.bus import AddressSpace, Region, Sizes
+from vmstate.core.clock import VirtualClock
+from vmstate.wire.describe import copy_state, fresh_state
+from vmstate.core.irq import IrqLine
 
 HPET_BASE = 0xFED00000
 HPET_LEN = 0x400

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from vmstate.bus import Region, Sizes
-from vmstate.clock import NANOSECONDS_PER_SECOND, VirtualClock
-from vmstate.describe import fresh_state
-from vmstate.irq import IrqLine
+from vmstate.core.bus import Region, Sizes
+from vmstate.core.clock import NANOSECONDS_PER_SECOND, VirtualClock
+from vmstate.wire.describe import fresh_state
+from vmstate.core.irq import IrqLine
 
 PIT_FREQ = 1_193_182
 RELOAD_ZERO = 0x10000

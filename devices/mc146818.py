@@ -20,11 +20,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from vmstate.bus import Region, Sizes
-from vmstate.clock import NANOSECONDS_PER_SECOND as NS
-from vmstate.clock import muldiv64
-from vmstate.describe import fresh_state
-from vmstate.irq import IrqLine
+from vmstate.core.bus import Region, Sizes
+from vmstate.core.clock import NANOSECONDS_PER_SECOND as NS
+from vmstate.core.clock import muldiv64
+from vmstate.wire.describe import fresh_state
+from vmstate.core.irq import IrqLine
 
 RTC_CLOCK_RATE = 32768
 UIP_HOLD_NS = 8 * NS // RTC_CLOCK_RATE  # the last 244,140 ns before an update

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vmstate.bus import Region, Sizes
-from vmstate.describe import fresh_state
+from vmstate.core.bus import Region, Sizes
+from vmstate.wire.describe import fresh_state
 
 CONFIG_SIZE = 256
 

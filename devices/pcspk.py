@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from devices.i8254 import Pit
-from vmstate.bus import Region, Sizes
-from vmstate.describe import fresh_state
+from vmstate.core.bus import Region, Sizes
+from vmstate.wire.describe import fresh_state
 
 REFRESH_BIT = 1 << 4
 

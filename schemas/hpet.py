@@ -67,8 +67,8 @@ from devices.hpet import (ARM_LIMIT_TICKS, CFG_ENABLE, CLK_PERIOD_NS, HPET_LEN, 
                           PC_INTCAP, TIMER_BASE, TIMER_STRIDE, TN_32BIT, TN_CFG_WRITE_MASK, TN_ENABLE,
                           TN_FSB_CAP, TN_FSB_ENABLE, TN_PERIODIC_CAP, TN_SIZE_CAP, U64, HpetState,
                           HpetTimerState)
-from vmstate.describe import TIMER, UINT8, UINT64, Check, Description, Field, Nested, Subsection
-from vmstate.errors import UsageError
+from vmstate.wire.describe import TIMER, UINT8, UINT64, Check, Description, Field, Nested, Subsection
+from vmstate.core.errors import UsageError
 
 V1_TIMERS = MIN_TIMERS
 RESET_CAPS = TN_PERIODIC_CAP | TN_SIZE_CAP | PC_INTCAP << 32

@@ -35,7 +35,7 @@ qtest QEMU's devices run on the qtest clock, which the ``timer`` section does
 not carry, and kvm-pit rebases load times from the host's clock.
 """
 from devices.i8254 import RELOAD_ZERO, RW_LSB, RW_WORD0, RW_WORD1, PitState
-from vmstate.describe import INT32, INT64, UINT8, UINT16, UINT32, Check, Description, Field, Nested
+from vmstate.wire.describe import INT32, INT64, UINT8, UINT16, UINT32, Check, Description, Field, Nested
 
 FINAL = "channels[0].next_transition_time"
 

@@ -42,8 +42,8 @@ from __future__ import annotations
 
 from devices.mc146818 import (A_UIP, C_FLAGS, C_IRQF, REG_A, REG_C, REG_D, REINJECT_ON_ACK_LIMIT,
                               RtcState)
-from vmstate.clock import NANOSECONDS_PER_SECOND as NS
-from vmstate.describe import (INT64, TIMER, UINT8, UINT16, UINT32, UINT64, Buffer, Check, Description,
+from vmstate.core.clock import NANOSECONDS_PER_SECOND as NS
+from vmstate.wire.describe import (INT64, TIMER, UINT8, UINT16, UINT32, UINT64, Buffer, Check, Description,
                               Field, Subsection, Unused)
 
 DIVIDER_RESET = 0x60

@@ -8,7 +8,7 @@ it: a 2,432-byte payload with the memory-hotplug subsection.
 """
 import struct
 
-from vmstate.describe import (BOOL, INT64, TIMER, UINT8, UINT16, UINT32, Buffer, Check, Description,
+from vmstate.wire.describe import (BOOL, INT64, TIMER, UINT8, UINT16, UINT32, Buffer, Check, Description,
                               Field, Kind, Nested, Subsection)
 
 # QEMU's "int32 le": a big-endian int32 that must be positive and at most the

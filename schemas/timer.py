@@ -12,7 +12,7 @@ INT64_MAX would arm a timer past it and could never be saved again.
 """
 from dataclasses import dataclass
 
-from vmstate.describe import INT64, Description, Field, Unused
+from vmstate.wire.describe import INT64, Description, Field, Unused
 
 MAX_VIRTUAL_NS = 1 << 62
 

@@ -1,7 +1,7 @@
 import pytest
 
-from vmstate import oracle
-from vmstate.errors import OracleUnavailable
+from vmstate.trace import oracle
+from vmstate.core.errors import OracleUnavailable
 
 
 def _reference_missing() -> str | None:

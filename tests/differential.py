@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vmstate import migration
-from vmstate.machine import DEFAULT_RTC_BASE, PcMachine
-from vmstate.qtest import Command, Runner, parse_pragmas, parse_trace
+from vmstate.machine import migration
+from vmstate.machine.pc import DEFAULT_RTC_BASE, PcMachine
+from vmstate.trace.qtest import Command, Runner, parse_pragmas, parse_trace
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TRACES = FIXTURES / "traces"

@@ -14,7 +14,7 @@ description's own ``Check`` rules rejects (``read_state`` 0 beside
 field wrote no rule for it either, and a variant the destination refuses
 would test the validator, not the checker.
 
-``field`` is the state path :func:`vmstate.report.changed_fields` names for
+``field`` is the state path :func:`vmstate.check.report.changed_fields` names for
 the lost state; ``device`` is the key in ``PcMachine.devices``.  The
 interface (``Planted`` and ``PLANTED``) is imported by other tests and by the
 fuzzing campaign: keep it stable.
@@ -34,7 +34,7 @@ from schemas.mc146818rtc import MC146818RTC
 from schemas.pcihost import PCIHOST
 from schemas.pcspk import PCSPK
 from schemas.piix4_pm import PIIX4_PM
-from vmstate.describe import Buffer, Description, Field, Nested, Subsection, Unused
+from vmstate.wire.describe import Buffer, Description, Field, Nested, Subsection, Unused
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Reading sections out of a real QEMU stream, for golden interop tests.
-Deliberately independent of vmstate.stream, so that the two check each other."""
+Deliberately independent of vmstate.wire.stream, so that the two check each other."""
 from __future__ import annotations
 
 import json

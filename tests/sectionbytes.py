@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from vmstate import migration
-from vmstate.describe import save_section
+from vmstate.machine import migration
+from vmstate.wire.describe import save_section
 
 
 def pack(description, version, state) -> bytes:

@@ -1,8 +1,8 @@
 """The ACPI PM timer of PIIX4's PM function, from the ACPI specification's
 arithmetic: a 24-bit counter at 3,579,545 Hz, TMR_STS when bit 23 toggles,
 the SCI while a status bit and its enable are both set."""
-from vmstate.machine import PcMachine
-from vmstate.observe import Edge
+from vmstate.machine.pc import PcMachine
+from vmstate.core.observe import Edge
 
 FREQ = 3_579_545
 PMBA = 0x600

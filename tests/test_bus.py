@@ -1,5 +1,5 @@
 """Address-space dispatch: QEMU's rules for widths, alignment and holes."""
-from vmstate.bus import AddressSpace, Region, Sizes
+from vmstate.core.bus import AddressSpace, Region, Sizes
 
 
 def _recording_region(size, **kw):

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from differential import COUNTEREXAMPLES, expected_divergence, ours, recorded, scenarios
-from vmstate import checker
+from vmstate.check import checker
 from vmstate.cli import main
-from vmstate.oracle import first_difference
+from vmstate.trace.oracle import first_difference
 
 SCENARIOS = scenarios()
 IDS = [p.stem for p in SCENARIOS]
@@ -33,7 +33,7 @@ def test_every_scenario_is_equivalent_across_a_same_version_migration(path):
         assert verdict.status == "equivalent", verdict.divergence
         assert verdict.migrations and len(verdict.straight) == len(verdict.migrated)
     else:
-        from vmstate.report import changed_fields
+        from vmstate.check.report import changed_fields
         assert verdict.status == "diverges"
         assert field in changed_fields(verdict.divergence)
 
@@ -80,7 +80,7 @@ def test_the_reference_still_prints_the_recording_across_real_migrations(path):
     """Live: real QEMU 7.2 migrations, including ones taken with an
     interrupt line held high (the harness re-asserts it on the destination)."""
     from differential import load
-    from vmstate.oracle import Reference
+    from vmstate.trace.oracle import Reference
 
     commands, options = load(path)
     assert Reference(options["rtc_base"], options["rtc_clock"]).run(commands) == recorded(path)
@@ -101,7 +101,7 @@ def test_the_qemu_rtc_divider_bug_is_caught_at_the_first_read_after_release():
     d = verdict.divergence
     assert d.line == [n for n, line in enumerate(text.splitlines(), 1) if line == "inb 0x71"][0]
     assert (d.straight.value, d.migrated.value) == (0x00, 0x01)
-    from vmstate.report import changed_fields
+    from vmstate.check.report import changed_fields
     assert any("cmos_data" in path for path in changed_fields(d))
     migrated_reference = recorded(RTC_BUG)
     assert first_difference(ours(RTC_BUG), migrated_reference) is None

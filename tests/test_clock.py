@@ -1,5 +1,5 @@
 """The virtual clock and its timers: QEMU's qtest_clock_warp semantics."""
-from vmstate.clock import HostClock, VirtualClock
+from vmstate.core.clock import HostClock, VirtualClock
 
 HOUR = 3600 * 1_000_000_000
 

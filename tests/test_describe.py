@@ -7,10 +7,10 @@ import pytest
 
 from realstream import described, real_stream, section
 from schemas.piix4_pm import PIIX4_PM
-from vmstate.describe import (INT32, INT64, TIMER, UINT8, UINT16, UINT32, Buffer, Check, Description, Field,
+from vmstate.wire.describe import (INT32, INT64, TIMER, UINT8, UINT16, UINT32, Buffer, Check, Description, Field,
                               Nested, Subsection, Unused, load_section, save_section, to_container)
-from vmstate.errors import InvalidField, TruncatedStream, UnknownSubsection, VersionTooNew
-from vmstate.machine import PcMachine
+from vmstate.core.errors import InvalidField, TruncatedStream, UnknownSubsection, VersionTooNew
+from vmstate.machine.pc import PcMachine
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from planted import PLANTED
-from vmstate import fuzz
+from vmstate.fuzz import campaign as fuzz
 from vmstate.cli import main
 
 
@@ -43,7 +43,7 @@ def test_a_broken_schema_is_found_shrunk_and_replayable(tmp_path):
     """The sections= hook: a campaign against a planted bug writes a
     counterexample that `vmstate check` (on the real schemas) runs, and that
     the checker on the broken ones still fails."""
-    from vmstate import checker
+    from vmstate.check import checker
 
     bug = PLANTED["pcihost-config-reg-dropped"]
     config = fuzz.Config(devices=("piix4_pm",), examples=200, seed=0, out=tmp_path, database=":memory:",

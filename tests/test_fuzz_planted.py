@@ -18,7 +18,8 @@ from __future__ import annotations
 import pytest
 
 from planted import PLANTED
-from vmstate import checker, fuzz
+from vmstate.check import checker
+from vmstate.fuzz import campaign as fuzz
 from vmstate.strategies import device_names
 
 SEED = 0

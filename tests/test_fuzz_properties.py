@@ -1,9 +1,9 @@
 """The migration properties, on random scenarios from vmstate.strategies.
 
 (a) A same-version migration is invisible to the guest, except exactly where
-QEMU 7.2's own migration is visible (vmstate.fuzz.KNOWN_DIVERGENCES); a
+QEMU 7.2's own migration is visible (vmstate.fuzz.campaign.KNOWN_DIVERGENCES); a
 migration from an older version is invisible too, except for the state that
-version cannot carry (vmstate.matrix.KNOWN_LIMITS).
+version cannot carry (vmstate.check.matrix.KNOWN_LIMITS).
 (b) Save, restore, save again: a fixed point from the second save on.
 (c) Differential against QEMU 7.2 itself (marked oracle).
 """
@@ -14,11 +14,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from differential import COUNTEREXAMPLES, SCENARIOS
-from vmstate import checker, fuzz, migration
-from vmstate.describe import to_container
-from vmstate.machine import PcMachine
-from vmstate.qtest import Runner, parse_pragmas, parse_trace
-from vmstate.report import changed_fields
+from vmstate.check import checker
+from vmstate.fuzz import campaign as fuzz
+from vmstate.machine import migration
+from vmstate.wire.describe import to_container
+from vmstate.machine.pc import PcMachine
+from vmstate.trace.qtest import Runner, parse_pragmas, parse_trace
+from vmstate.check.report import changed_fields
 from vmstate.strategies import DEVICES, migrations, scenarios, versions
 
 def FAST(max_examples: int):
@@ -43,7 +45,7 @@ def test_a_same_version_migration_is_invisible_but_where_qemu_shows_it(trace):
 
 
 def _limit(device: str, version: int):
-    from vmstate.matrix import KNOWN_LIMITS
+    from vmstate.check.matrix import KNOWN_LIMITS
 
     for limit in KNOWN_LIMITS:
         if limit.device == device and version in limit.versions:
@@ -146,7 +148,7 @@ def test_b_save_restore_save_is_a_fixed_point_from_the_second_save(trace, chosen
 
     ``timer`` version 1 is left out: it does not carry the virtual time, so
     its destination restarts at time 0 and may rightly refuse the rest
-    (vmstate.matrix.KNOWN_LIMITS, "no-virtual-time")."""
+    (vmstate.check.matrix.KNOWN_LIMITS, "no-virtual-time")."""
     try:
         with fuzz.event_budget():
             machine = _machine_after(trace)
@@ -171,7 +173,7 @@ def _ours(trace: str) -> list[str]:
 
 
 def _theirs(trace: str) -> list[str]:
-    from vmstate.oracle import Reference
+    from vmstate.trace.oracle import Reference
 
     return Reference("2000-01-01T00:00:00").run(parse_trace(trace))
 
@@ -187,7 +189,7 @@ def test_c_random_traces_print_what_qemu_prints(trace):
             ours = _ours(trace)
     except fuzz._OverBudget:
         assume(False)
-    from vmstate.oracle import first_difference
+    from vmstate.trace.oracle import first_difference
 
     theirs = _theirs(trace)
     first = first_difference(ours, theirs)

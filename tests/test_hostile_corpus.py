@@ -6,8 +6,8 @@ bad stream, so it must be deliberate (re-run the campaign with ``--out
 fixtures/hostile`` to re-record)."""
 import pytest
 
-from vmstate import hostile
-from vmstate.machine import PcMachine
+from vmstate.fuzz import hostile
+from vmstate.machine.pc import PcMachine
 
 CORPUS = hostile.read_corpus()
 

@@ -15,12 +15,14 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from vmstate import hostile, migration, stream
+from vmstate.fuzz import hostile
+from vmstate.machine import migration
+from vmstate.wire import stream
 from vmstate.cli import main
 from schemas.timer import MAX_VIRTUAL_NS
-from vmstate.errors import (InvalidField, MalformedStream, StreamError, TrailingData, TruncatedStream,
+from vmstate.core.errors import (InvalidField, MalformedStream, StreamError, TrailingData, TruncatedStream,
                             UnknownSection)
-from vmstate.machine import PcMachine
+from vmstate.machine.pc import PcMachine
 
 SEEDS = hostile.seeds()
 BY_NAME = {s.name: s for s in SEEDS}

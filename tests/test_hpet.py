@@ -18,11 +18,11 @@ from __future__ import annotations
 import pytest
 
 from devices.hpet import Hpet, HpetState
-from vmstate.bus import AddressSpace
-from vmstate.clock import VirtualClock
-from vmstate.irq import IrqLine
-from vmstate.machine import PcMachine
-from vmstate.observe import Edge
+from vmstate.core.bus import AddressSpace
+from vmstate.core.clock import VirtualClock
+from vmstate.core.irq import IrqLine
+from vmstate.machine.pc import PcMachine
+from vmstate.core.observe import Edge
 
 BASE = 0xFED00000
 GCAP_ID, GEN_CONF, GINTR_STA, MAIN_CNT = 0x000, 0x010, 0x020, 0x0F0
@@ -631,7 +631,7 @@ def test_migrating_a_copy_changes_nothing():
     """A deep copy of the machine (the runner's ``migrate``) carries the
     armed comparators with it: timers fire into the copy, and the client
     sees exactly what it sees without the migration."""
-    from vmstate.qtest import Runner, parse_trace
+    from vmstate.trace.qtest import Runner, parse_trace
 
     text = (
         "irq_intercept_in ioapic\nwritel 0xfed0010c 0\nwritel 0xfed00010 1\n"

@@ -18,9 +18,9 @@ import pytest
 
 from devices.i8254 import Pit, PitChannelState, PitState
 from devices.pcspk import Pcspk, PcspkState
-from vmstate.bus import AddressSpace
-from vmstate.clock import VirtualClock
-from vmstate.irq import IrqLine
+from vmstate.core.bus import AddressSpace
+from vmstate.core.clock import VirtualClock
+from vmstate.core.irq import IrqLine
 
 FREQ = 1_193_182
 TRACES = Path(__file__).resolve().parent.parent / "fixtures" / "traces"
@@ -791,8 +791,8 @@ def test_set_state_follows_post_load_timer_rule():
 # -- the machine -----------------------------------------------------------------------
 
 def test_machine_wiring_and_irq_line_0():
-    from vmstate.machine import PcMachine
-    from vmstate.observe import Edge
+    from vmstate.machine.pc import PcMachine
+    from vmstate.core.observe import Edge
 
     m = PcMachine()
     assert m.devices["i8254"] is m.pit and m.devices["pcspk"] is m.pcspk

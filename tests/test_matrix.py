@@ -9,10 +9,11 @@ from click.testing import CliRunner
 from differential import SCENARIOS
 from schemas import SECTIONS, SectionSchema
 from schemas.i8254 import I8254
-from vmstate import checker, matrix
+from vmstate.check import checker
+from vmstate.check import matrix
 from vmstate.cli import main
-from vmstate.errors import VersionTooNew
-from vmstate.observe import Clock, Read
+from vmstate.core.errors import VersionTooNew
+from vmstate.core.observe import Clock, Read
 
 LIMITS = {limit.key: limit for limit in matrix.KNOWN_LIMITS}
 SAMPLE = [SCENARIOS / f"{name}.trace" for name in (
@@ -115,7 +116,7 @@ def test_each_known_limit_is_shown_by_its_minimal_scenario(limit):
 
 def test_the_minimal_scenarios_are_minimal():
     """Leaving out any one command loses the divergence (or the scenario)."""
-    from vmstate.qtest import parse_trace
+    from vmstate.trace.qtest import parse_trace
 
     for limit in matrix.KNOWN_LIMITS:
         text = (SCENARIOS / f"{limit.scenario}.trace").read_text()

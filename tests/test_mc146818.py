@@ -19,7 +19,7 @@ from fractions import Fraction
 import pytest
 
 from devices.mc146818 import Rtc, RtcState
-from vmstate.machine import PcMachine
+from vmstate.machine.pc import PcMachine
 
 NS = 1_000_000_000
 SECONDS, SEC_ALARM, MINUTES, MIN_ALARM, HOURS, HOUR_ALARM = 0, 1, 2, 3, 4, 5

@@ -5,8 +5,8 @@ from click.testing import CliRunner
 
 from differential import TRACES, ours
 from vmstate.cli import main
-from vmstate.oracle import Reference, first_difference
-from vmstate.qtest import parse_trace
+from vmstate.trace.oracle import Reference, first_difference
+from vmstate.trace.qtest import parse_trace
 
 PIT_COUNT = """\
 outb 0x61 0x1

@@ -21,12 +21,13 @@ from differential import SCENARIOS
 from planted import PLANTED, drop_field
 from schemas import SECTIONS
 from schemas.i8254 import PIT_CHANNEL
-from vmstate import checker, migration
+from vmstate.check import checker
+from vmstate.machine import migration
 from vmstate.cli import main
-from vmstate.describe import Field
-from vmstate.machine import PcMachine
-from vmstate.observe import Clock, Edge, Read
-from vmstate.report import changed_fields
+from vmstate.wire.describe import Field
+from vmstate.machine.pc import PcMachine
+from vmstate.core.observe import Clock, Edge, Read
+from vmstate.check.report import changed_fields
 
 
 def first_after_migrate(command: str, nth: int = 1, migration_number: int = 1) -> Callable[[str], int]:

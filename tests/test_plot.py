@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from differential import SCENARIOS
-from vmstate import checker, plot
+from vmstate.check import checker
+from vmstate.check import plot
 from vmstate.cli import main
 
 drawing = pytest.mark.skipif(find_spec("matplotlib") is None, reason="needs matplotlib: pip install -e '.[test]'")

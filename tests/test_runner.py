@@ -5,9 +5,9 @@ import pytest
 from click.testing import CliRunner
 
 from vmstate.cli import main
-from vmstate.errors import TraceError
-from vmstate.machine import PcMachine
-from vmstate.qtest import Runner, parse_number, parse_pragmas, parse_trace
+from vmstate.core.errors import TraceError
+from vmstate.machine.pc import PcMachine
+from vmstate.trace.qtest import Runner, parse_number, parse_pragmas, parse_trace
 
 PM_ON = "outl 0xcf8 0x80000b40\noutl 0xcfc 0x601\noutl 0xcf8 0x80000b80\noutl 0xcfc 0x1\n"
 

@@ -33,12 +33,12 @@ from realstream import STREAMS, described, real_stream, section
 import sectionbytes
 from schemas import SECTIONS
 from schemas.hpet import HPET, HPET_TIMER, OFFSET, RESET_CAPS, RTC_IRQ_LEVEL, pristine
-from vmstate import migration
-from vmstate.describe import Field, Nested, load_section, resolve, to_container
-from vmstate.errors import InvalidField, UnknownSubsection, UsageError, VersionTooNew, VersionTooOld
-from vmstate.machine import PcMachine
-from vmstate.observe import Observations
-from vmstate.qtest import Runner, parse_trace
+from vmstate.machine import migration
+from vmstate.wire.describe import Field, Nested, load_section, resolve, to_container
+from vmstate.core.errors import InvalidField, UnknownSubsection, UsageError, VersionTooNew, VersionTooOld
+from vmstate.machine.pc import PcMachine
+from vmstate.core.observe import Observations
+from vmstate.trace.qtest import Runner, parse_trace
 
 ARMED = "qemu-7.2-pc-hpet-armed"
 ARMED_NOW = 400_003            # the qtest clock at the fixture's migrate

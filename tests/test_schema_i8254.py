@@ -36,11 +36,11 @@ import sectionbytes
 from schemas import SECTIONS
 from schemas.i8254 import FINAL, I8254, PIT_CHANNEL
 from schemas.pcspk import PCSPK
-from vmstate import migration
-from vmstate.describe import Field, Nested, load_section, save_section, to_container
-from vmstate.errors import InvalidField, TruncatedStream, UnknownSubsection, VersionTooNew, VersionTooOld
-from vmstate.machine import PcMachine
-from vmstate.qtest import Runner, parse_trace
+from vmstate.machine import migration
+from vmstate.wire.describe import Field, Nested, load_section, save_section, to_container
+from vmstate.core.errors import InvalidField, TruncatedStream, UnknownSubsection, VersionTooNew, VersionTooOld
+from vmstate.machine.pc import PcMachine
+from vmstate.trace.qtest import Runner, parse_trace
 
 CHANNEL_FIELDS = {"count": (0, ">i"), "latched_count": (4, ">H"), "count_latched": (6, ">B"),
                   "status_latched": (7, ">B"), "status": (8, ">B"), "read_state": (9, ">B"),

@@ -39,13 +39,13 @@ from realstream import STREAMS, described, real_stream, section
 import sectionbytes
 from schemas import SECTIONS
 from schemas.mc146818rtc import IRQ_REINJECT_ON_ACK_COUNT, MC146818RTC
-from vmstate import migration
-from vmstate.describe import Field, load_section, to_container
-from vmstate.errors import (InvalidField, MalformedStream, TruncatedStream, UnknownSubsection, VersionTooNew,
+from vmstate.machine import migration
+from vmstate.wire.describe import Field, load_section, to_container
+from vmstate.core.errors import (InvalidField, MalformedStream, TruncatedStream, UnknownSubsection, VersionTooNew,
                             VersionTooOld)
-from vmstate.machine import PcMachine
-from vmstate.observe import Observations
-from vmstate.qtest import Runner, parse_trace
+from vmstate.machine.pc import PcMachine
+from vmstate.core.observe import Observations
+from vmstate.trace.qtest import Runner, parse_trace
 
 NS = 1_000_000_000
 RTC_HZ = 32768

@@ -17,10 +17,10 @@ from realstream import described, real_stream, section
 import sectionbytes
 from schemas import SECTIONS
 from schemas.pcihost import PCIHOST
-from vmstate import migration
-from vmstate.describe import load_section, to_container
-from vmstate.errors import UnknownSubsection, VersionTooNew, VersionTooOld
-from vmstate.machine import PcMachine
+from vmstate.machine import migration
+from vmstate.wire.describe import load_section, to_container
+from vmstate.core.errors import UnknownSubsection, VersionTooNew, VersionTooOld
+from vmstate.machine.pc import PcMachine
 
 STREAMS = ["qemu-7.2-pc-pit-channel2.bin", "qemu-7.2-pc-hpet-armed.bin"]
 

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import SECTIONS
-from vmstate import checker
-from vmstate.errors import UsageError
-from vmstate.qtest import parse_trace
+from vmstate.check import checker
+from vmstate.core.errors import UsageError
+from vmstate.trace.qtest import parse_trace
 from vmstate.strategies import (DEVICES, HOUR_NS, device_names, migrations, noise, operations, scenarios,
                                 time_steps, versions)
 

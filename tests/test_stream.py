@@ -6,10 +6,11 @@ import struct
 import pytest
 
 from realstream import real_stream
-from vmstate import migration, stream
-from vmstate.errors import (MalformedStream, NotAStream, StreamError, TrailingData, TruncatedStream,
+from vmstate.machine import migration
+from vmstate.wire import stream
+from vmstate.core.errors import (MalformedStream, NotAStream, StreamError, TrailingData, TruncatedStream,
                             UnknownSection, UsageError, VersionTooNew, VersionTooOld)
-from vmstate.machine import PcMachine
+from vmstate.machine.pc import PcMachine
 
 PM_ON = [(0xCF8, 0x80000B40), (0xCFC, 0x601), (0xCF8, 0x80000B80), (0xCFC, 0x1)]
 

@@ -5,7 +5,7 @@ reference live, so a stale recording cannot hide a difference."""
 import pytest
 
 from differential import corpus, load, ours, recorded
-from vmstate.oracle import Reference, first_difference
+from vmstate.trace.oracle import Reference, first_difference
 
 TRACES = corpus()
 IDS = [p.stem for p in TRACES]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vmstate.errors import TraceError, UsageError, VmstateError
+from vmstate.core.errors import TraceError, UsageError, VmstateError
 
 
 def machine_options(func):
@@ -23,8 +23,8 @@ def machine_options(func):
 
 def _load_trace(trace, rtc_base, rtc_clock):
     """The trace's commands and the machine options it runs with."""
-    from vmstate.machine import DEFAULT_RTC_BASE
-    from vmstate.qtest import parse_pragmas, parse_trace
+    from vmstate.machine.pc import DEFAULT_RTC_BASE
+    from vmstate.trace.qtest import parse_pragmas, parse_trace
 
     text = trace.read()
     pragmas = parse_pragmas(text)
@@ -60,8 +60,8 @@ def run(trace, rtc_base, rtc_clock, as_json):
 
     The output can be compared line for line with what QEMU prints to a
     qtest client for the same commands."""
-    from vmstate.machine import PcMachine
-    from vmstate.qtest import Runner
+    from vmstate.machine.pc import PcMachine
+    from vmstate.trace.qtest import Runner
 
     try:
         commands, options = _load_trace(trace, rtc_base, rtc_clock)
@@ -95,9 +95,10 @@ def save(trace, output, versions, rtc_base, rtc_clock, as_json):
 
     The snapshot holds a QEMU 7.2 migration stream and, beside it, the
     machine options, versions and clocks it needs; a checksum covers it all."""
-    from vmstate import migration, snapshot
-    from vmstate.machine import PcMachine
-    from vmstate.qtest import Runner
+    from vmstate.machine import migration
+    from vmstate.wire import snapshot
+    from vmstate.machine.pc import PcMachine
+    from vmstate.trace.qtest import Runner
 
     try:
         commands, options = _load_trace(trace, rtc_base, rtc_clock)
@@ -119,7 +120,7 @@ def save(trace, output, versions, rtc_base, rtc_clock, as_json):
 
 
 def _read_snapshot(path):
-    from vmstate import snapshot
+    from vmstate.wire import snapshot
 
     try:
         return snapshot.decode(Path(path).read_bytes())
@@ -136,8 +137,8 @@ def restore(snapshot_file, trace, as_json):
 
     The replies are what the saved machine would have answered had it gone
     on; without TRACE, only the restored virtual time is printed."""
-    from vmstate import migration
-    from vmstate.qtest import Runner, parse_trace
+    from vmstate.machine import migration
+    from vmstate.trace.qtest import Runner, parse_trace
 
     try:
         snap = _read_snapshot(snapshot_file)
@@ -165,9 +166,9 @@ def inspect(snapshot_file, as_json):
     from rich.console import Console
     from rich.table import Table
 
-    from vmstate import migration
-    from vmstate.describe import to_container
-    from vmstate.machine import PcMachine
+    from vmstate.machine import migration
+    from vmstate.wire.describe import to_container
+    from vmstate.machine.pc import PcMachine
 
     try:
         snap = _read_snapshot(snapshot_file)
@@ -231,11 +232,13 @@ def check(scenario, source, destination, downtime, rtc_base, rtc_clock, as_json,
 
     Exit 0 when both runs observe the same, 1 when they diverge or the
     destination refuses the stream, 2 on bad input."""
-    from vmstate import checker, migration, report
+    from vmstate.check import checker
+    from vmstate.machine import migration
+    from vmstate.check import report
 
     try:
         if picture is not None:
-            from vmstate.plot import check_path
+            from vmstate.check.plot import check_path
             check_path(picture)
         text = scenario.read()
         options = dict(source_versions=migration.parse_versions(source),
@@ -243,10 +246,10 @@ def check(scenario, source, destination, downtime, rtc_base, rtc_clock, as_json,
                        downtime=downtime, rtc_base=rtc_base, rtc_clock=rtc_clock)
         verdict = checker.check(text, **options)
         if counterexample is not None and not verdict.equivalent:
-            from vmstate.snapshot import write_atomically
+            from vmstate.wire.snapshot import write_atomically
             write_atomically(counterexample, checker.counterexample(text, verdict, **options).encode())
         if picture is not None:
-            from vmstate.plot import draw
+            from vmstate.check.plot import draw
             draw(verdict, picture)
     except VmstateError as err:
         _fail(err, as_json)
@@ -273,7 +276,7 @@ def matrix(scenarios, device, as_json, markdown):
     from rich.console import Console
     from rich.progress import Progress
 
-    from vmstate import matrix as grid
+    from vmstate.check import matrix as grid
 
     try:
         paths = list(scenarios) or grid.library()
@@ -321,7 +324,7 @@ def hostile(inputs, seed, out, as_json):
     the destination untouched (or restored, when still valid).
 
     Exit 0 when no rule broke, 1 on any violation, 2 on bad input."""
-    from vmstate import hostile as campaigns
+    from vmstate.fuzz import hostile as campaigns
 
     try:
         report = campaigns.run(inputs, seed, out, as_json)
@@ -340,7 +343,7 @@ def oracle():
 @oracle.command("build")
 def oracle_build():
     """Build the reference (cached; returns at once when already built)."""
-    from vmstate import oracle as ref
+    from vmstate.trace import oracle as ref
 
     try:
         click.echo(ref.build())
@@ -349,17 +352,17 @@ def oracle_build():
 
 
 def _reference_lines(trace, rtc_base, rtc_clock, keep_streams=None):
-    from vmstate.oracle import Reference
+    from vmstate.trace.oracle import Reference
 
     commands, options = _load_trace(trace, rtc_base, rtc_clock)
     return Reference(options["rtc_base"], options["rtc_clock"], keep_streams).run(commands)
 
 
 def _our_lines(path, rtc_base, rtc_clock):
-    from vmstate.machine import PcMachine
-    from vmstate.qtest import Runner
+    from vmstate.machine.pc import PcMachine
+    from vmstate.trace.qtest import Runner
 
-    from vmstate.migration import migrate_as_the_reference_does
+    from vmstate.machine.migration import migrate_as_the_reference_does
 
     with open(path) as trace:
         commands, options = _load_trace(trace, rtc_base, rtc_clock)
@@ -410,7 +413,7 @@ def oracle_diff(trace, rtc_base, rtc_clock, as_json):
     from rich.console import Console
     from rich.table import Table
 
-    from vmstate.oracle import first_difference
+    from vmstate.trace.oracle import first_difference
 
     try:
         ours = _our_lines(trace, rtc_base, rtc_clock)
@@ -460,7 +463,7 @@ def fuzz_command(devices, examples, time_limit, workers, seed, out, database, as
     interrupt on load, jumps a clock held by the divider, ...) are counted,
     not reported.  Exit 0 when nothing was found, 1 when something was, 2 on
     bad input."""
-    from vmstate import fuzz
+    from vmstate.fuzz import campaign as fuzz
     from vmstate.strategies import DEVICES, device_names
 
     try:

@@ -16,11 +16,12 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from vmstate import checker, migration
-from vmstate.describe import to_container
-from vmstate.machine import PcMachine
-from vmstate.qtest import run_to_first_migrate
-from vmstate.report import render
+from vmstate.check import checker
+from vmstate.machine import migration
+from vmstate.wire.describe import to_container
+from vmstate.machine.pc import PcMachine
+from vmstate.trace.qtest import run_to_first_migrate
+from vmstate.check.report import render
 
 SCENARIO = """\
 #! rtc-base=2024-02-29T23:59:58 rtc-clock=vm

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from vmstate.errors import TraceError
-from vmstate.observe import Edge
+from vmstate.core.errors import TraceError
+from vmstate.core.observe import Edge
 
 PORT_WIDTHS = {"outb": 1, "outw": 2, "outl": 4, "inb": 1, "inw": 2, "inl": 4}
 MEM_WIDTHS = {"writeb": 1, "writew": 2, "writel": 4, "writeq": 8,
@@ -161,8 +161,8 @@ Migrate = Callable[[object, Command], object]
 def through_the_bytes(machine, command):
     """A ``migrate`` line as a live migration: save to a stream at the
     line's versions, restore into a fresh machine, go on with that one."""
-    from vmstate import migration
-    from vmstate.checker import migration_points
+    from vmstate.machine import migration
+    from vmstate.check.checker import migration_points
 
     point = migration_points([command])[command.line]
     return migration.migrate(machine, point.versions, point.downtime, point.highest)
@@ -242,7 +242,7 @@ class Runner:
 def run_to_first_migrate(text: str):
     """A fresh machine, on the trace's pragmas, after the trace's commands
     before its first ``migrate`` line: the machine a scenario migrates."""
-    from vmstate.machine import DEFAULT_RTC_BASE, PcMachine
+    from vmstate.machine.pc import DEFAULT_RTC_BASE, PcMachine
 
     pragmas = parse_pragmas(text)
     runner = Runner(PcMachine(rtc_base=pragmas.get("rtc-base", DEFAULT_RTC_BASE),

@@ -4,10 +4,10 @@ to replayable traces.
 Three layers:
 
 - :func:`check_scenario` judges one scenario.  It runs it straight and
-  migrated exactly as :func:`vmstate.checker.check` does, but compares only
+  migrated exactly as :func:`vmstate.check.checker.check` does, but compares only
   the observation records first (the checker's field diffs are what make a
   check slow, and an equivalent run needs none); only a run that diverges
-  goes through :func:`vmstate.checker.check` for the full verdict.  It also
+  goes through :func:`vmstate.check.checker.check` for the full verdict.  It also
   bounds the work a scenario may cause (:data:`EVENT_BUDGET` timer events),
   so that a drawn 1 kHz interrupt run for two hours is set aside instead of
   stalling a campaign, and records which device states the scenario reached.
@@ -33,11 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from vmstate import checker, migration
-from vmstate.clock import NANOSECONDS_PER_SECOND, VirtualClock, muldiv64
-from vmstate.errors import StreamError, UsageError
-from vmstate.machine import DEFAULT_RTC_BASE, PcMachine
-from vmstate.qtest import Command, Runner, parse_pragmas, parse_trace
+from vmstate.check import checker
+from vmstate.machine import migration
+from vmstate.core.clock import NANOSECONDS_PER_SECOND, VirtualClock, muldiv64
+from vmstate.core.errors import StreamError, UsageError
+from vmstate.machine.pc import DEFAULT_RTC_BASE, PcMachine
+from vmstate.trace.qtest import Command, Runner, parse_pragmas, parse_trace
 
 #: Timer events (callbacks run by the virtual clock) one scenario may cause,
 #: straight and migrated runs together.  A step of hours is cheap while the
@@ -132,7 +133,7 @@ Correction = Callable[[PcMachine, PcMachine], bool]
 
 def _run(commands: list[Command], options: dict, points: dict, migrate: bool, sections,
          corrections: Iterable[Correction] = (), signatures: set | None = None, applied: set | None = None):
-    """One run, as :func:`vmstate.checker.run` does it.  ``corrections``
+    """One run, as :func:`vmstate.check.checker.run` does it.  ``corrections``
     are applied to each destination (see :func:`known_qemu_divergence`);
     ``signatures`` collects the states at each migration point and at the
     end of the run."""
@@ -535,7 +536,7 @@ def _describe_failure(found: _Found, worker: int, config: Config | None = None) 
     counter = checker.counterexample(found.trace, verdict)
     line = fields = None
     if verdict.divergence is not None:
-        from vmstate.report import changed_fields
+        from vmstate.check.report import changed_fields
 
         line, fields = verdict.divergence.line, changed_fields(verdict.divergence)
     elif verdict.refused_at is not None:

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from vmstate import __version__
-from vmstate.errors import MalformedStream, NotAStream, TruncatedStream
+from vmstate.core.errors import MalformedStream, NotAStream, TruncatedStream
 
 MAGIC = b"VMSSNAP1"
 MAX_HEADER = 1 << 16

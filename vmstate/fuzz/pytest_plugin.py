@@ -10,12 +10,12 @@ pc machine::
 
 or on a device model of your own that implements vmstate's state interface
 -- ``get_state()`` returning a state object, ``set_state(state)`` loading
-one, and a :class:`vmstate.describe.Description` of its wire format::
+one, and a :class:`vmstate.wire.describe.Description` of its wire format::
 
     def test_my_device_migrates(migration_equivalence):
         migration_equivalence.device(MyDevice, MY_DESCRIPTION, my_operations)
 
-``MyDevice(clock)`` is built on a :class:`vmstate.clock.VirtualClock`;
+``MyDevice(clock)`` is built on a :class:`vmstate.core.clock.VirtualClock`;
 ``my_operations`` is a hypothesis strategy drawing guest operations, each a
 callable ``op(device)`` whose return value is what the guest observes.  The
 scenario interleaves them with time steps and migrations through the bytes
@@ -71,12 +71,12 @@ class MigrationEquivalence:
         """The property on vmstate's pc machine: scenarios from
         :func:`vmstate.strategies.scenarios` (``devices``, ``operations``
         as that function takes them) judged by
-        :func:`vmstate.fuzz.check_scenario` against ``sections`` (default
+        :func:`vmstate.fuzz.campaign.check_scenario` against ``sections`` (default
         the real schemas).  QEMU 7.2's own visible migrations are accepted;
         anything else fails the test with the shrunk trace."""
         from hypothesis import given, reject
 
-        from vmstate.fuzz import check_scenario, guest_operations
+        from vmstate.fuzz.campaign import check_scenario, guest_operations
         from vmstate.strategies import scenarios
 
         @self._settings(max_examples)
@@ -86,7 +86,7 @@ class MigrationEquivalence:
             if outcome.status == "costly":
                 reject()
             if outcome.failed:
-                from vmstate.checker import counterexample
+                from vmstate.check.checker import counterexample
 
                 raise AssertionError(f"the guest can tell it was migrated ({outcome.status}, "
                                      f"{guest_operations(trace)} operations):\n"
@@ -97,7 +97,7 @@ class MigrationEquivalence:
     def device(self, factory: Callable, description, operations, max_examples: int | None = None,
                versions: Iterable[int] | None = None, max_step_ns: int = 10**9) -> None:
         """The property on a device of your own.  ``factory(clock)`` builds
-        it; ``description`` is its :class:`vmstate.describe.Description`;
+        it; ``description`` is its :class:`vmstate.wire.describe.Description`;
         ``operations`` draws callables ``op(device) -> observed``.  Each
         migration saves the state at a drawn version in ``versions``
         (default every one from the description's minimum to its version)
@@ -130,8 +130,8 @@ class MigrationEquivalence:
 
 def _run_device(factory: Callable, description, scenario: list[_Step], migrate: bool) -> list:
     """One run of a device scenario: (virtual time, observed value) per op."""
-    from vmstate import stream
-    from vmstate.clock import VirtualClock
+    from vmstate.wire import stream
+    from vmstate.core.clock import VirtualClock
 
     clock = VirtualClock()
     device = factory(clock)

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Callable
 
 from schemas import SECTIONS
-from vmstate import checker
-from vmstate.errors import UsageError, VersionTooNew
-from vmstate.report import changed_fields, migration_fields
+from vmstate.check import checker
+from vmstate.core.paths import SCENARIOS
+from vmstate.core.errors import UsageError, VersionTooNew
+from vmstate.check.report import changed_fields, migration_fields
 
-LIBRARY = Path(__file__).resolve().parent.parent / "fixtures" / "scenarios"
+LIBRARY = SCENARIOS
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from vmstate.describe import Description, check_version, load_section, save_section
-from vmstate.errors import (MalformedStream, NotAStream, StreamError, TrailingData, TruncatedStream,
+from vmstate.wire.describe import Description, check_version, load_section, save_section
+from vmstate.core.errors import (MalformedStream, NotAStream, StreamError, TrailingData, TruncatedStream,
                             UnknownSection)
 
 MAGIC = b"QEVM"

@@ -7,8 +7,8 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from vmstate.checker import Divergence, MigrationRecord, Verdict
-from vmstate.observe import Clock, Edge, Read
+from vmstate.check.checker import Divergence, MigrationRecord, Verdict
+from vmstate.core.observe import Clock, Edge, Read
 
 
 def describe_event(event) -> str:

@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from schemas import by_idstr
-from vmstate import migration, stream
-from vmstate.describe import SUBSECTION, Buffer, Description, Field, Nested, Unused
-from vmstate.errors import StreamError, UsageError
+from vmstate.machine import migration
+from vmstate.wire import stream
+from vmstate.wire.describe import SUBSECTION, Buffer, Description, Field, Nested, Unused
+from vmstate.core.paths import FIXTURES
+from vmstate.core.errors import StreamError, UsageError
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "fixtures"
 CORPUS = FIXTURES / "hostile"
 # A restore keeps at most a copy of the input, the destination's states and
 # the parsed JSON description (itself bounded by stream.MAX_DESCRIPTION) on
@@ -278,7 +278,7 @@ class Seed:
 
 
 def _run_to_migrate(path: Path):
-    from vmstate.qtest import run_to_first_migrate
+    from vmstate.trace.qtest import run_to_first_migrate
 
     machine = run_to_first_migrate(path.read_text())
     return machine, dict(machine.options)
@@ -507,7 +507,7 @@ def kind_of(error: StreamError, seed: Seed) -> tuple:
 
 
 def _fresh(options: dict):
-    from vmstate.machine import PcMachine
+    from vmstate.machine.pc import PcMachine
 
     return PcMachine(**options)
 

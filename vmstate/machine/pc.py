@@ -15,11 +15,11 @@ from datetime import datetime, timezone
 
 from devices.acpi_pm import AcpiPm
 from devices.pci import PciHost, pc_functions
-from vmstate.bus import AddressSpace
-from vmstate.clock import NANOSECONDS_PER_SECOND, HostClock, VirtualClock
-from vmstate.errors import UsageError
-from vmstate.irq import IrqLine
-from vmstate.observe import Clock, Edge, Observations, Read
+from vmstate.core.bus import AddressSpace
+from vmstate.core.clock import NANOSECONDS_PER_SECOND, HostClock, VirtualClock
+from vmstate.core.errors import UsageError
+from vmstate.core.irq import IrqLine
+from vmstate.core.observe import Clock, Edge, Observations, Read
 
 IOAPIC_PINS = 24
 RAM_SIZE = 8 << 20

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import construct as cs
 
-from vmstate.errors import (InvalidField, MalformedStream, TruncatedStream, UnknownSubsection,
+from vmstate.core.errors import (InvalidField, MalformedStream, TruncatedStream, UnknownSubsection,
                             VersionTooNew, VersionTooOld)
 
 

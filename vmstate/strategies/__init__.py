@@ -1,6 +1,6 @@
 """Hypothesis strategies that write migration scenarios for the pc machine.
 
-A scenario is a trace (see :mod:`vmstate.qtest`): guest port and MMIO
+A scenario is a trace (see :mod:`vmstate.trace.qtest`): guest port and MMIO
 accesses, steps of the virtual clock, and ``migrate`` lines.  The strategies
 here draw such traces piece by piece, so that a property can say "for every
 scenario, the guest cannot tell it was migrated" and let hypothesis look for
@@ -29,14 +29,14 @@ The public API is small and composable, in hypothesis's own style:
   ``minimum..version``; :func:`downtimes` the host time the machine is
   stopped; :func:`migrations` a whole ``migrate`` line.
 - **scenarios** -- :func:`scenarios` interleaves operations, time steps and
-  migrations into trace text that :func:`vmstate.checker.check` accepts.
+  migrations into trace text that :func:`vmstate.check.checker.check` accepts.
 
 Everything is pluggable.  A device model of your own, mapped at its own
 ports, gets its own operation strategy (any strategy that draws a list of
 trace lines) and takes part like the built-in ones::
 
     from hypothesis import given, strategies as st
-    from vmstate import checker
+    from vmstate.check import checker
     from vmstate.strategies import scenarios
 
     my_ops = st.lists(st.sampled_from(["outb 0x300 0x1", "inb 0x300"]), min_size=1, max_size=3)
@@ -87,7 +87,7 @@ def device_names(names: Iterable[str]) -> tuple[str, ...]:
     """Canonical device names for user-facing ones (``pit``, ``rtc``, ``pm``,
     ``pcspk``, ``PCIHost`` ... map to the device whose operations drive
     them).  Raises ``UsageError`` for a name no operation strategy drives."""
-    from vmstate.errors import UsageError
+    from vmstate.core.errors import UsageError
 
     out: list[str] = []
     for name in names:
@@ -828,8 +828,8 @@ def scenarios(draw, devices: Iterable[str] = DEVICES,
               migrations: SearchStrategy[Chunk] | None = None,
               min_chunks: int = 1, max_chunks: int = 16, min_migrations: int = 1,
               intercept: bool = True, with_noise: bool = True, pragma: str | None = None) -> str:
-    """A whole scenario as trace text, ready for :func:`vmstate.checker.check`
-    (or :func:`vmstate.qtest.parse_trace` and a runner).
+    """A whole scenario as trace text, ready for :func:`vmstate.check.checker.check`
+    (or :func:`vmstate.trace.qtest.parse_trace` and a runner).
 
     - ``devices``: which built-in devices' operations to draw (names of
       :data:`DEVICES`; aliases such as ``pit`` or ``rtc`` are accepted).

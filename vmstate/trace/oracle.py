@@ -20,12 +20,12 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from vmstate.errors import OracleError, OracleUnavailable
-from vmstate.machine import parse_rtc_base
-from vmstate.qtest import Command
+from vmstate.core.paths import BUILD_ORACLE
+from vmstate.core.errors import OracleError, OracleUnavailable
+from vmstate.machine.pc import parse_rtc_base
+from vmstate.trace.qtest import Command
 
-REPO = Path(__file__).resolve().parent.parent
-BUILD_SCRIPT = REPO / "tools" / "build-oracle"
+BUILD_SCRIPT = BUILD_ORACLE
 FIRMWARE = ("/usr/share/qemu", "/usr/share/seabios")
 HOW_TO_BUILD = "build it with `vmstate oracle build` (about 5 minutes)"
 TIMEOUT = 30.0

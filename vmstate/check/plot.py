@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vmstate.checker import Verdict
-from vmstate.errors import UsageError
-from vmstate.observe import Edge, Observations, Read
+from vmstate.check.checker import Verdict
+from vmstate.core.errors import UsageError
+from vmstate.core.observe import Edge, Observations, Read
 
 FORMATS = (".svg", ".png")
 DIVERGENCE_GID = "divergence"
@@ -101,7 +101,7 @@ def _event_time(verdict: Verdict) -> int | None:
 
 def draw(verdict: Verdict, path: Path) -> Path:
     """Write the picture of ``verdict`` to ``path`` (.svg or .png)."""
-    from vmstate.report import describe_event
+    from vmstate.check.report import describe_event
 
     check_path(path)
     pyplot = _pyplot()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from schemas import SECTIONS, SectionSchema
 from schemas.timer import TimerState
-from vmstate import stream
-from vmstate.describe import copy_state
-from vmstate.errors import UnknownSection, UsageError
+from vmstate.wire import stream
+from vmstate.wire.describe import copy_state
+from vmstate.core.errors import UnknownSection, UsageError
 
 
 def _version_for(schema, versions: dict[str, int]) -> int:
@@ -108,7 +108,7 @@ def restore(data: bytes, machine=None, highest: dict[str, int] | None = None,
     """Restore a stream into ``machine`` (a fresh PcMachine built with
     ``options`` when None) and return it."""
     if machine is None:
-        from vmstate.machine import PcMachine
+        from vmstate.machine.pc import PcMachine
         machine = PcMachine(**options)
     apply(decode(data, machine, highest, sections), machine, sections)
     return machine
@@ -145,7 +145,7 @@ def migrate_as_the_reference_does(machine, sections: Schemas = SECTIONS):
     is then ``clock_set`` to the source's time, firing what falls due on the
     way with interrupts not intercepted.  Only for comparing with recordings
     of the reference; :func:`migrate` is what a real destination does."""
-    from vmstate.machine import PcMachine
+    from vmstate.machine.pc import PcMachine
 
     data = save(machine, sections=sections)
     twin = PcMachine(**machine.options)

@@ -1,0 +1,1 @@
+"""Fuzzing: campaigns of random scenarios, hostile streams, the pytest plugin."""

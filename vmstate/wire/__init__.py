@@ -1,0 +1,1 @@
+"""QEMU's wire format: description tables, the generated codec, sections, streams, snapshots."""
