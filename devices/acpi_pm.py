@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import copy
-
 from devices.pci import PciFunction
 from vmstate.core.bus import Region, Sizes
 from vmstate.core.clock import NANOSECONDS_PER_SECOND, VirtualClock, muldiv64
-from vmstate.wire.describe import copy_state, fresh_state
+from vmstate.core.state import copy_state, fresh_state
 from vmstate.core.irq import IrqLine
 
 PM_TIMER_FREQUENCY = 3_579_545
@@ -50,16 +48,6 @@ class PmSmbState:
     op_done: int = 1
     in_i2c_block_read: int = 0
     start_transaction_on_status_read: int = 0
-
-
-def _copy_smb(smb: PmSmbState) -> PmSmbState:
-    """``copy.copy(smb)``, without its generic protocol for the plain
-    dataclass it always is: every save and restore copies it."""
-    if type(smb) is not PmSmbState:
-        return copy.copy(smb)
-    new = object.__new__(PmSmbState)
-    new.__dict__.update(smb.__dict__)
-    return new
 
 
 @dataclass
@@ -236,7 +224,7 @@ class AcpiPm(PciFunction):
         c = self.carried
         return PmState(self.pm1_sts, self.pm1_en, self.pm1_cnt, self.overflow_time,
                        self.timer.expire, self.gpe_sts, self.gpe_en, bytes(self.config),
-                       c.pci_version_id, c.irq_state, c.apmc, c.apms, _copy_smb(c.smb),
+                       c.pci_version_id, c.irq_state, c.apmc, c.apms, copy_state(c.smb),
                        c.hotplug_select, c.pcihp, c.acpi_index, c.memhp_selector)
 
     def set_state(self, state: PmState) -> None:

@@ -14,12 +14,11 @@ that comparator is modeled too, as ``stray_timer`` in the state.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 from vmstate.core.bus import AddressSpace, Region, Sizes
 from vmstate.core.clock import VirtualClock
-from vmstate.wire.describe import copy_state, fresh_state
+from vmstate.core.state import copy_state, fresh_state
 from vmstate.core.irq import IrqLine
 
 HPET_BASE = 0xFED00000
@@ -99,9 +98,6 @@ def _steps_until_not_behind(behind: int, period: int, bits: int) -> int:
     return (behind + half) // ((1 << bits) - period) + 1
 
 
-_INT = {int}
-
-
 @dataclass
 class HpetTimerState:
     """One comparator: QEMU's ``hpet_timer`` section.  ``expire`` is what
@@ -115,18 +111,6 @@ class HpetTimerState:
     period: int
     wrap_flag: int
     expire: int
-
-    def __deepcopy__(self, memo: dict) -> "HpetTimerState":
-        """What ``copy.deepcopy`` makes of a dataclass, without its generic
-        walk when every field is an int (as always): loads deep-copy the
-        comparators on every restore."""
-        new = object.__new__(type(self))
-        memo[id(self)] = new
-        fields = self.__dict__
-        if set(map(type, fields.values())) != _INT:
-            fields = copy.deepcopy(fields, memo)
-        new.__dict__.update(fields)
-        return new
 
 
 @dataclass

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from vmstate.core.bus import Region, Sizes
 from vmstate.core.clock import NANOSECONDS_PER_SECOND as NS
 from vmstate.core.clock import muldiv64
-from vmstate.wire.describe import fresh_state
+from vmstate.core.state import fresh_state
 from vmstate.core.irq import IrqLine
 
 RTC_CLOCK_RATE = 32768

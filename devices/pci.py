@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vmstate.core.bus import Region, Sizes
-from vmstate.wire.describe import fresh_state
+from vmstate.core.state import fresh_state
 
 CONFIG_SIZE = 256
 

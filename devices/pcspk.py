@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from devices.i8254 import Pit
 from vmstate.core.bus import Region, Sizes
-from vmstate.wire.describe import fresh_state
+from vmstate.core.state import fresh_state
 
 REFRESH_BIT = 1 << 4
 

@@ -1,6 +1,6 @@
 """Versioned binary schemas of each device's full state, in QEMU's wire format.
 
-One module per section, each a :class:`vmstate.wire.describe.Description` table
+One module per section, each a :class:`vmstate.wire.table.Description` table
 written from QEMU 7.2's VMStateDescription and the format's history.
 :data:`SECTIONS` lists them in the order QEMU 7.2's ``pc`` machine writes
 them; ``device`` is the key of the device in ``PcMachine.devices`` (None for
@@ -17,7 +17,7 @@ from schemas.pcihost import PCIHOST
 from schemas.pcspk import PCSPK
 from schemas.piix4_pm import PIIX4_PM
 from schemas.timer import TIMER
-from vmstate.wire.describe import Description
+from vmstate.wire.table import Description
 
 
 @dataclass(frozen=True)

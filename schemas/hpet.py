@@ -61,14 +61,14 @@ against the qtest clock (the interop tests load it so).
 """
 from __future__ import annotations
 
-import copy
-
 from devices.hpet import (ARM_LIMIT_TICKS, CFG_ENABLE, CLK_PERIOD_NS, HPET_LEN, MAX_TIMERS, MIN_TIMERS,
                           PC_INTCAP, TIMER_BASE, TIMER_STRIDE, TN_32BIT, TN_CFG_WRITE_MASK, TN_ENABLE,
                           TN_FSB_CAP, TN_FSB_ENABLE, TN_PERIODIC_CAP, TN_SIZE_CAP, U64, HpetState,
                           HpetTimerState)
-from vmstate.wire.describe import TIMER, UINT8, UINT64, Check, Description, Field, Nested, Subsection
+from vmstate.wire.kinds import TIMER, UINT64, UINT8
+from vmstate.wire.table import Check, Description, Field, Nested, Subsection
 from vmstate.core.errors import UsageError
+from vmstate.core.state import copy_state
 
 V1_TIMERS = MIN_TIMERS
 RESET_CAPS = TN_PERIODIC_CAP | TN_SIZE_CAP | PC_INTCAP << 32
@@ -179,7 +179,7 @@ def _pre_save(hpet: HpetState, version: int) -> dict:
 def _pre_load(hpet: HpetState, version: int, aux: dict) -> None:
     """QEMU's pre_load (a v1 stream has 3 timers), and the destination's own
     comparators, one of which becomes the stray one."""
-    aux["hpet.comparators"] = copy.deepcopy(hpet.timer[:hpet.num_timers] + [hpet.stray_timer])
+    aux["hpet.comparators"] = copy_state(hpet.timer[:hpet.num_timers] + [hpet.stray_timer])
     if version < 2:
         hpet.num_timers = V1_TIMERS
         del hpet.timer[V1_TIMERS:]

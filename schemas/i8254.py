@@ -35,7 +35,8 @@ qtest QEMU's devices run on the qtest clock, which the ``timer`` section does
 not carry, and kvm-pit rebases load times from the host's clock.
 """
 from devices.i8254 import RELOAD_ZERO, RW_LSB, RW_WORD0, RW_WORD1, PitState
-from vmstate.wire.describe import INT32, INT64, UINT8, UINT16, UINT32, Check, Description, Field, Nested
+from vmstate.wire.kinds import INT32, INT64, UINT16, UINT32, UINT8
+from vmstate.wire.table import Check, Description, Field, Nested
 
 FINAL = "channels[0].next_transition_time"
 
@@ -112,11 +113,15 @@ def _post_load(pit: PitState, version: int, aux: dict) -> None:
     pit.irq_timer = ch0.next_transition_time if ch0.next_transition_time != -1 and not pit.irq_disabled else -1
 
 
+# v3's last slot: channel 0's deadline again, a value of its own that rules
+# name by this entry (its path is channel 0's field's too).
+REPEATED = Field(FINAL, INT64, since=3, path="")
+
 I8254 = Description("i8254", version=3, minimum=2, fields=[
     Field("channels[0].irq_disabled", UINT32, since=3, path="irq_disabled", valid=range(0, 2)),
     Nested("channels", PIT_CHANNEL, count=3),
     Field(FINAL, INT64, until=2),               # formerly irq_timer: loaded over channel 0's
-    Field(FINAL, INT64, since=3, path=""),      # channel 0's deadline again: must agree
+    REPEATED,                                   # channel 0's deadline again: must agree
 ], checks=[
     Check("channels[0].gate", lambda pit: pit.channels[0].gate != 0, "channel 0's gate is tied high"),
     Check("channels[1].gate", lambda pit: pit.channels[1].gate != 0, "channel 1's gate is tied high"),
@@ -126,5 +131,5 @@ I8254 = Description("i8254", version=3, minimum=2, fields=[
           "only channel 0 has an interrupt timer: channel 1's deadline is never set"),
     Check("channels[2].next_transition_time", lambda pit: pit.channels[2].next_transition_time == 0,
           "only channel 0 has an interrupt timer: channel 2's deadline is never set"),
-    Check(FINAL, _repeated, "the last slot must repeat channel 0's next_transition_time", uses_aux=True),
+    Check(REPEATED, _repeated, "the last slot must repeat channel 0's next_transition_time", uses_aux=True),
 ], post_load=_post_load, pre_save=lambda pit, version: {FINAL: pit.channels[0].next_transition_time})

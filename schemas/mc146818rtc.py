@@ -43,8 +43,8 @@ from __future__ import annotations
 from devices.mc146818 import (A_UIP, C_FLAGS, C_IRQF, REG_A, REG_C, REG_D, REINJECT_ON_ACK_LIMIT,
                               RtcState)
 from vmstate.core.clock import NANOSECONDS_PER_SECOND as NS
-from vmstate.wire.describe import (INT64, TIMER, UINT8, UINT16, UINT32, UINT64, Buffer, Check, Description,
-                              Field, Subsection, Unused)
+from vmstate.wire.kinds import INT64, TIMER, UINT16, UINT32, UINT64, UINT8
+from vmstate.wire.table import Buffer, Check, Description, Field, Subsection, Unused
 
 DIVIDER_RESET = 0x60
 

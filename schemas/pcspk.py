@@ -6,7 +6,8 @@ writes the section unless the device's ``migrate`` property is off (pc-2.7
 and older); a stream without it leaves the destination's values.
 """
 from devices.pcspk import REFRESH_BIT
-from vmstate.wire.describe import UINT8, Description, Field
+from vmstate.wire.kinds import UINT8
+from vmstate.wire.table import Description, Field
 
 PCSPK = Description("pcspk", version=1, minimum=1, fields=[
     Field("data_on", UINT8, valid=range(0, 2)),

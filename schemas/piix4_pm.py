@@ -8,8 +8,8 @@ it: a 2,432-byte payload with the memory-hotplug subsection.
 """
 import struct
 
-from vmstate.wire.describe import (BOOL, INT64, TIMER, UINT8, UINT16, UINT32, Buffer, Check, Description,
-                              Field, Kind, Nested, Subsection)
+from vmstate.wire.kinds import BOOL, INT64, TIMER, UINT16, UINT32, UINT8, Kind
+from vmstate.wire.table import Buffer, Check, Description, Field, Nested, Subsection
 
 # QEMU's "int32 le": a big-endian int32 that must be positive and at most the
 # destination's own value (the PCI device section's version).

@@ -12,7 +12,8 @@ INT64_MAX would arm a timer past it and could never be saved again.
 """
 from dataclasses import dataclass
 
-from vmstate.wire.describe import INT64, Description, Field, Unused
+from vmstate.wire.kinds import INT64
+from vmstate.wire.table import Description, Field, Unused
 
 MAX_VIRTUAL_NS = 1 << 62
 

@@ -1,7 +1,17 @@
 import pytest
+from hypothesis import settings
 
 from vmstate.trace import oracle
 from vmstate.core.errors import OracleUnavailable
+
+
+# The suite a user runs to see that the install works must pass every time:
+# every hypothesis test in it is derandomized (its examples are a function
+# of the test alone), keeps nothing in a database and has no deadline (a
+# shared machine's pauses are not failures).  Random exploration is
+# `vmstate fuzz`'s job.
+settings.register_profile("vmstate-suite", derandomize=True, database=None, deadline=None)
+settings.load_profile("vmstate-suite")
 
 
 def _reference_missing() -> str | None:

@@ -34,7 +34,7 @@ from schemas.mc146818rtc import MC146818RTC
 from schemas.pcihost import PCIHOST
 from schemas.pcspk import PCSPK
 from schemas.piix4_pm import PIIX4_PM
-from vmstate.wire.describe import Buffer, Description, Field, Nested, Subsection, Unused
+from vmstate.wire.table import Buffer, Description, Field, Nested, Subsection, Unused
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Planted:
 
 # -- deriving broken descriptions ------------------------------------------------
 def _size(entry: Field | Buffer) -> int:
-    return entry.kind.size if isinstance(entry, Field) else entry.size
+    return entry.size(None, None)
 
 
 def drop_field(description: Description, name: str) -> Description:
@@ -65,7 +65,7 @@ def drop_field(description: Description, name: str) -> Description:
             fields.append(entry)
     if not found:
         raise KeyError(f"{description.name} has no field {name!r}")
-    checks = [check for check in description.checks if check.field != name]
+    checks = [check for check in description.checks if check.field_name != name]
     return dataclasses.replace(description, fields=fields, checks=checks)
 
 

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from vmstate.machine import migration
-from vmstate.wire.describe import save_section
+from vmstate.wire.section import save_section
 
 
 def pack(description, version, state) -> bytes:

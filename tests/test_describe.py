@@ -7,8 +7,9 @@ import pytest
 
 from realstream import described, real_stream, section
 from schemas.piix4_pm import PIIX4_PM
-from vmstate.wire.describe import (INT32, INT64, TIMER, UINT8, UINT16, UINT32, Buffer, Check, Description, Field,
-                              Nested, Subsection, Unused, load_section, save_section, to_container)
+from vmstate.wire.kinds import INT32, INT64, TIMER, UINT16, UINT32, UINT8
+from vmstate.wire.section import load_section, save_section
+from vmstate.wire.table import Buffer, Check, Description, Field, Nested, Subsection, Unused, to_container
 from vmstate.core.errors import InvalidField, TruncatedStream, UnknownSubsection, VersionTooNew
 from vmstate.machine.pc import PcMachine
 

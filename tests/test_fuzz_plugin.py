@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from vmstate.wire.describe import UINT8, Description, Field
+from vmstate.wire.kinds import UINT8
+from vmstate.wire.table import Description, Field
 
 
 @dataclass
@@ -59,13 +60,13 @@ def test_our_pit_migrates(migration_equivalence):
 
 
 def test_a_device_that_saves_everything(migration_equivalence):
-    from vmstate.wire.describe import UINT16
+    from vmstate.wire.kinds import UINT16
     desc = Description("latch", version=1, minimum=1, fields=[Field("value", UINT8), Field("pending", UINT16)])
     migration_equivalence.device(Latch, desc, ops())
 
 
 def test_a_device_that_forgets_its_pending_write(migration_equivalence):
-    from vmstate.wire.describe import UINT16
+    from vmstate.wire.kinds import UINT16
     desc = Description("latch", version=1, minimum=1, fields=[Field("value", UINT8), Field("pending", UINT16)])
     migration_equivalence.device(lambda clock: Latch(clock, forget_pending=True), desc, ops())
 '''

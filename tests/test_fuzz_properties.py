@@ -17,7 +17,7 @@ from differential import COUNTEREXAMPLES, SCENARIOS
 from vmstate.check import checker
 from vmstate.fuzz import campaign as fuzz
 from vmstate.machine import migration
-from vmstate.wire.describe import to_container
+from vmstate.wire.table import to_container
 from vmstate.machine.pc import PcMachine
 from vmstate.trace.qtest import Runner, parse_pragmas, parse_trace
 from vmstate.check.report import changed_fields

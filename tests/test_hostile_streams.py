@@ -98,10 +98,10 @@ def _length_sites():
 @pytest.mark.parametrize("name, site", _length_sites(), ids=lambda v: getattr(v, "path", v))
 def test_a_lying_length_or_count_is_refused_within_the_allocation_bound(name, site):
     seed = BY_NAME[name]
-    true = site.read(seed.data)
+    true = hostile.read_value(site, seed.data)
     for value in sorted({v & ((1 << 8 * site.size) - 1) for v in hostile.lies(true, site.size, random.Random(9))}
                         - {true}):
-        out = restore(site.write(seed.data, value), seed)
+        out = restore(hostile.write_value(site, seed.data, value), seed)
         assert out.error is not None, (site.path, value)
         assert out.peak < hostile.ALLOCATION_BOUND
 
@@ -109,30 +109,31 @@ def test_a_lying_length_or_count_is_refused_within_the_allocation_bound(name, si
 @pytest.mark.parametrize("value", [0, 2, 33, 0xFF])
 def test_num_timers_outside_3_to_32_is_refused_before_any_timer_is_read(value):
     site = next(s for s in BUSY.layout.lengths if s.path == "hpet.num_timers")
-    out = restore(site.write(BUSY.data, value))
+    out = restore(hostile.write_value(site, BUSY.data, value))
     assert isinstance(out.error, InvalidField)
     assert (out.error.offset, out.error.path) == (site.offset, "hpet.num_timers")
 
 
 def test_a_json_description_length_beyond_the_limit_is_refused_without_reading_it():
     site = next(s for s in BUSY.layout.lengths if s.path.startswith("JSON"))
-    out = restore(site.write(BUSY.data, 0xFFFFFFFF))
+    out = restore(hostile.write_value(site, BUSY.data, 0xFFFFFFFF))
     assert isinstance(out.error, MalformedStream) and out.error.offset == site.offset
     assert out.peak < 1 << 20
 
 
 def _ranged_fields():
     """Fields whose rule is a range or a set: a value outside it is known."""
-    return [(s.name, site) for s in (BUSY, QEMU) for site in s.layout.fields
-            if isinstance(site.field.valid, (range, frozenset))
+    return [(s.name, site) for s in (BUSY, QEMU) for site in s.layout.values
+            if isinstance(site.entry.valid, (range, frozenset))
             and site.path not in {x.path for x in s.layout.lengths}]
 
 
-def _outside(site: hostile.Site) -> list[int]:
-    valid = site.field.valid
-    candidates = [site.lo, site.hi] + ([valid.start - 1, valid.stop] if isinstance(valid, range)
-                                       else [max(valid) + 1, min(valid) - 1])
-    return sorted({v for v in candidates if site.lo <= v <= site.hi and v not in valid})
+def _outside(site) -> list[int]:
+    valid = site.entry.valid
+    lo, hi = hostile.bounds(site)
+    candidates = [lo, hi] + ([valid.start - 1, valid.stop] if isinstance(valid, range)
+                             else [max(valid) + 1, min(valid) - 1])
+    return sorted({v for v in candidates if lo <= v <= hi and v not in valid})
 
 
 @pytest.mark.parametrize("name, site", _ranged_fields(), ids=lambda v: getattr(v, "path", v))
@@ -141,7 +142,7 @@ def test_a_field_out_of_its_range_is_refused_naming_its_offset_and_path(name, si
     values = _outside(site)
     assert values, site.path
     for value in values:
-        out = restore(site.write(seed.data, value), seed)
+        out = restore(hostile.write_value(site, seed.data, value), seed)
         assert isinstance(out.error, InvalidField), (site.path, value, out.error)
         assert (out.error.offset, out.error.path) == (site.offset, site.path)
 
@@ -149,24 +150,25 @@ def test_a_field_out_of_its_range_is_refused_naming_its_offset_and_path(name, si
 @FAST
 @given(seeds, st.data())
 def test_any_value_in_any_field_is_refused_or_restored(seed, draw):
-    site = draw.draw(st.sampled_from(seed.layout.fields))
-    value = draw.draw(st.integers(site.lo, site.hi))
-    restore(site.write(seed.data, value), seed)
+    site = draw.draw(st.sampled_from(seed.layout.values))
+    value = draw.draw(st.integers(*hostile.bounds(site)))
+    restore(hostile.write_value(site, seed.data, value), seed)
 
 
 @pytest.mark.parametrize("seed", [BUSY, QEMU], ids=lambda s: s.name)
 def test_a_section_repeated_right_after_itself_is_refused_at_the_repeat(seed):
-    for start, end, idstr in seed.layout.sections:
+    for span in seed.layout.sections:
+        start, end = span.start, span.end
         out = restore(seed.data[:end] + seed.data[start:end] + seed.data[end:], seed)
-        assert isinstance(out.error, MalformedStream), idstr
-        assert (out.error.offset, out.error.path) == (end, idstr)
+        assert isinstance(out.error, MalformedStream), span.idstr
+        assert (out.error.offset, out.error.path) == (end, span.idstr)
 
 
 @pytest.mark.parametrize("seed", [BUSY, QEMU], ids=lambda s: s.name)
 def test_device_sections_in_another_order_restore_the_same_machine(seed):
     """QEMU loads sections in any order; only the ``timer`` section, which
     gives the others their time, must come first."""
-    spans = [(a, b) for a, b, idstr in seed.layout.sections if idstr != "timer"]
+    spans = [(s.start, s.end) for s in seed.layout.sections if s.idstr != "timer"]
     first, last = spans[0][0], spans[-1][1]
     reordered = seed.data[:first] + b"".join(seed.data[a:b] for a, b in reversed(spans)) + seed.data[last:]
     reordered = reordered[:seed.layout.eof + 1]     # the JSON description lists them in the old order
@@ -210,12 +212,12 @@ def test_a_virtual_time_too_late_for_any_deadline_is_refused_at_the_timer_field(
     the RTC re-armed its periodic timer a period later, past INT64_MAX, and
     the machine could not be saved again."""
     seed = BY_NAME["rtc-periodic-coalesced"]
-    site = next(s for s in seed.layout.fields if s.path == "timer.cpu_clock_offset")
+    site = next(s for s in seed.layout.values if s.path == "timer.cpu_clock_offset")
     for value in (MAX_VIRTUAL_NS, 2**63 - 1):
-        out = restore(site.write(seed.data, value), seed)
+        out = restore(hostile.write_value(site, seed.data, value), seed)
         assert isinstance(out.error, InvalidField)
         assert (out.error.offset, out.error.path) == (site.offset, "timer.cpu_clock_offset")
-    latest = site.write(seed.data, MAX_VIRTUAL_NS - 1)
+    latest = hostile.write_value(site, seed.data, MAX_VIRTUAL_NS - 1)
     dest = destination(seed)
     assert hostile.probe(latest, dest).error is None
     assert dest.clock.now == MAX_VIRTUAL_NS - 1
@@ -230,7 +232,7 @@ def test_streams_with_ever_new_sets_of_sections_do_not_make_the_loader_hold_more
     import itertools
     import tracemalloc
 
-    spans = [(a, b) for a, b, idstr in BUSY.layout.sections if idstr != "timer"]
+    spans = [(s.start, s.end) for s in BUSY.layout.sections if s.idstr != "timer"]
     first, last = spans[0][0], spans[-1][1]
     orders = itertools.permutations(spans)
     dest = destination()

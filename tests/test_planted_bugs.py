@@ -24,7 +24,7 @@ from schemas.i8254 import PIT_CHANNEL
 from vmstate.check import checker
 from vmstate.machine import migration
 from vmstate.cli import main
-from vmstate.wire.describe import Field
+from vmstate.wire.table import Field
 from vmstate.machine.pc import PcMachine
 from vmstate.core.observe import Clock, Edge, Read
 from vmstate.check.report import changed_fields

@@ -34,7 +34,9 @@ import sectionbytes
 from schemas import SECTIONS
 from schemas.hpet import HPET, HPET_TIMER, OFFSET, RESET_CAPS, RTC_IRQ_LEVEL, pristine
 from vmstate.machine import migration
-from vmstate.wire.describe import Field, Nested, load_section, resolve, to_container
+from vmstate.core.state import resolve
+from vmstate.wire.section import load_section
+from vmstate.wire.table import Field, Nested, to_container
 from vmstate.core.errors import InvalidField, UnknownSubsection, UsageError, VersionTooNew, VersionTooOld
 from vmstate.machine.pc import PcMachine
 from vmstate.core.observe import Observations
@@ -252,7 +254,7 @@ def test_a_qtest_stream_of_a_running_hpet_does_not_check_out_against_its_timer_s
     assert now > ARMED_NOW + 1_000_000
     with pytest.raises(InvalidField) as err:
         load_section(HPET, 2, section(data, "hpet")[1], 0, fresh(), now, "hpet")
-    assert (err.value.path, err.value.offset) == ("hpet.timer[1].qemu_timer", 0)
+    assert (err.value.path, err.value.offset) == ("hpet.timer[1].qemu_timer", _in_timer(1, "qemu_timer"))
 
 
 # -- round trips -----------------------------------------------------------------------------
@@ -477,7 +479,9 @@ def _in_timer(i, name):
     return TIMER_AT + TIMER_SIZE * i + TIMER_FIELDS[name][0]
 
 
-# (path, mutation, offset in the payload, message or None for a field's own rule)
+# (path, mutation, offset in the payload, message or None for a field's own rule).
+# A rule across fields points at the bytes of the field it names.
+ISR_AT, COUNTER_AT = 8, 16
 RULES = [
     ("config", _hpet(config=0x5), 0, None),
     ("config", _hpet(config=1 | 1 << 32), 0, None),
@@ -488,24 +492,24 @@ RULES = [
     ("timer[0].config", _or_config(0, 0xFF0000 << 32), _in_timer(0, "config"), None),
     ("timer[2].wrap_flag", _timer(2, wrap_flag=2), _in_timer(2, "wrap_flag"), None),
     ("/rtc_irq_level.rtc_irq_level", _hpet(rtc_irq_level=2), AFTER_TIMERS + RTC_SUB - 1, None),
-    ("timer[2].period", _period_bit_63, TIMER_AT + 2 * TIMER_SIZE,
+    ("timer[2].period", _period_bit_63, _in_timer(2, "period"),
      "in 32-bit mode the period's high half is written masked to 31 bits"),
-    ("timer[1].tn", _timer(1, tn=2), PAYLOAD, "timer 1 must carry tn 1"),
-    ("timer[1].config", _or_config(1, TN_FSB_CAP), PAYLOAD, "FSB capability (MSI) is the same on every timer"),
-    ("isr", _hpet(isr=0x21), PAYLOAD, "ISR bits exist only for the timers (and the stray one past them)"),
-    ("isr", _hpet(isr=0x11), PAYLOAD, "ISR bits exist only for the timers (and the stray one past them)"),
-    ("isr", _then(_hpet(isr=0x3), _or_config(1, TN_FSB_ENABLE)), PAYLOAD,
+    ("timer[1].tn", _timer(1, tn=2), _in_timer(1, "tn"), "timer 1 must carry tn 1"),
+    ("timer[1].config", _or_config(1, TN_FSB_CAP), _in_timer(1, "config"), "FSB capability (MSI) is the same on every timer"),
+    ("isr", _hpet(isr=0x21), ISR_AT, "ISR bits exist only for the timers (and the stray one past them)"),
+    ("isr", _hpet(isr=0x11), ISR_AT, "ISR bits exist only for the timers (and the stray one past them)"),
+    ("isr", _then(_hpet(isr=0x3), _or_config(1, TN_FSB_ENABLE)), ISR_AT,
      "an ISR bit needs the HPET and its timer enabled, with FSB delivery off"),
-    ("isr", lambda hpet: setattr(hpet.timer[0], "config", hpet.timer[0].config & ~TN_ENABLE), PAYLOAD,
+    ("isr", lambda hpet: setattr(hpet.timer[0], "config", hpet.timer[0].config & ~TN_ENABLE), ISR_AT,
      "an ISR bit needs the HPET and its timer enabled, with FSB delivery off"),
-    ("hpet_counter", _hpet(hpet_counter=U64 // 10 + 1, hpet_offset=None), PAYLOAD,
+    ("hpet_counter", _hpet(hpet_counter=U64 // 10 + 1, hpet_offset=None), COUNTER_AT,
      "an enabled HPET's counter is (now + offset) mod 2**64 / 10"),
-    ("timer[1].qemu_timer", _halted_but_armed, PAYLOAD, "a halted HPET has no armed timer"),
-    ("timer[1].qemu_timer", _timer(1, expire=ARMED_NOW), PAYLOAD,
+    ("timer[1].qemu_timer", _halted_but_armed, _in_timer(1, "qemu_timer"), "a halted HPET has no armed timer"),
+    ("timer[1].qemu_timer", _timer(1, expire=ARMED_NOW), _in_timer(1, "qemu_timer"),
      "an enabled HPET's deadlines are after now and within hpet_arm's limit"),
-    ("timer[2].qemu_timer", _timer(2, expire=-2), PAYLOAD,
+    ("timer[2].qemu_timer", _timer(2, expire=-2), _in_timer(2, "qemu_timer"),
      "an enabled HPET's deadlines are after now and within hpet_arm's limit"),
-    ("timer[2].qemu_timer", _timer(2, expire=ARMED_NOW + ARM_LIMIT_NS), PAYLOAD,
+    ("timer[2].qemu_timer", _timer(2, expire=ARMED_NOW + ARM_LIMIT_NS), _in_timer(2, "qemu_timer"),
      "an enabled HPET's deadlines are after now and within hpet_arm's limit"),
     ("/offset.hpet_offset", lambda hpet: setattr(hpet, "hpet_offset", hpet.hpet_offset + 7), AFTER_TIMERS + RTC_SUB
      + OFFSET_HEADER, "an enabled HPET's counter must be (now + hpet_offset) / 10 at the stream's time"),
@@ -547,7 +551,7 @@ def test_v1_streams_are_validated_too(monkeypatch):
     hpet.timer[1].tn = 0
     data = _stream_with(monkeypatch, hpet, versions={"hpet": 1})
     err = _refused(data)
-    assert (err.path, err.offset) == ("hpet.timer[1].tn", payload_at(data))
+    assert (err.path, err.offset) == ("hpet.timer[1].tn", payload_at(data) + _in_timer(1, "tn") - 1)
 
 
 def test_the_count_is_refused_before_any_timer_is_read():

@@ -37,7 +37,8 @@ from schemas import SECTIONS
 from schemas.i8254 import FINAL, I8254, PIT_CHANNEL
 from schemas.pcspk import PCSPK
 from vmstate.machine import migration
-from vmstate.wire.describe import Field, Nested, load_section, save_section, to_container
+from vmstate.wire.section import load_section, save_section
+from vmstate.wire.table import Field, Nested, to_container
 from vmstate.core.errors import InvalidField, TruncatedStream, UnknownSubsection, VersionTooNew, VersionTooOld
 from vmstate.machine.pc import PcMachine
 from vmstate.trace.qtest import Runner, parse_trace
@@ -53,6 +54,14 @@ FINAL_AT = {2: 96, 3: 100}
 
 def channel_at(i: int, version: int = 3) -> int:
     return (4 if version >= 3 else 0) + 32 * i
+
+
+def blamed_at(path: str, version: int) -> int:
+    """Where in the payload the value a rule blames lies: a channel's own
+    field, but for channel 0's deadline in v2, the last slot loaded over it."""
+    if (path, version) == ("channels[0].next_transition_time", 2):
+        return FINAL_AT[2]
+    return channel_at(int(path[9]), version) + CHANNEL_FIELDS[path.split(".")[1]][0]
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -136,7 +145,7 @@ def broken(description, state, version=None, aux=None) -> list[str]:
         elif isinstance(e, Nested):
             for i, item in enumerate(_get(state, e.path)):
                 found.extend(f"{e.name}[{i}].{name}" for name in broken(e.description, item))
-    found.extend(c.field for c in description.checks if not c.holds(state, aux))
+    found.extend(c.field_name for c in description.checks if not c.holds(state, aux))
     return found
 
 
@@ -359,7 +368,10 @@ def test_the_last_slot_is_validated_as_the_deadline_it_becomes(version):
     before = states(dest)
     with pytest.raises(InvalidField) as err:
         migration.restore(bytes(data), dest)
-    assert (err.value.path, err.value.offset) == ("i8254.channels[0].next_transition_time", at)
+    # The offset is the first byte of the value the rule found wrong: in v2
+    # the last slot, loaded over channel 0's; in v3 channel 0's own.
+    where = at + blamed_at("channels[0].next_transition_time", version)
+    assert (err.value.path, err.value.offset) == ("i8254.channels[0].next_transition_time", where)
     assert states(dest) == before
 
 
@@ -625,7 +637,7 @@ def test_channel_check(monkeypatch, version, path, mutate):
     (check,) = failing_checks(PIT_CHANNEL, pit.channels[index])
     data = _stream_with(monkeypatch, pit, version)
     err = _refused(data)
-    assert (err.path, err.offset) == (f"i8254.{path}", payload_at(data, "i8254") + channel_at(index, version))
+    assert (err.path, err.offset) == (f"i8254.{path}", payload_at(data, "i8254") + blamed_at(path, version))
     assert err.message == check.message
 
 
@@ -638,7 +650,7 @@ def test_pit_check(monkeypatch, version, path, mutate):
     (check,) = failing_checks(I8254, pit)
     data = _stream_with(monkeypatch, pit, version)
     err = _refused(data)
-    assert (err.path, err.offset) == (f"i8254.{path}", payload_at(data, "i8254"))
+    assert (err.path, err.offset) == (f"i8254.{path}", payload_at(data, "i8254") + blamed_at(path, version))
     assert err.message == check.message
 
 
@@ -663,7 +675,7 @@ def test_v3_last_slot_must_repeat_channel_0s_deadline():
     pit = m.pit.get_state()
     assert broken(I8254, pit, 3, {FINAL: ntt + 1}) == [FINAL]
     err = _refused(bytes(data))
-    assert (err.path, err.offset) == (f"i8254.{FINAL}", at)
+    assert (err.path, err.offset) == (f"i8254.{FINAL}", at + FINAL_AT[3])
 
 
 @pytest.mark.parametrize("name, value", [("data_on", 2), ("dummy_refresh_clock", 1),

@@ -40,7 +40,8 @@ import sectionbytes
 from schemas import SECTIONS
 from schemas.mc146818rtc import IRQ_REINJECT_ON_ACK_COUNT, MC146818RTC
 from vmstate.machine import migration
-from vmstate.wire.describe import Field, load_section, to_container
+from vmstate.wire.section import load_section
+from vmstate.wire.table import Field, to_container
 from vmstate.core.errors import (InvalidField, MalformedStream, TruncatedStream, UnknownSubsection, VersionTooNew,
                             VersionTooOld)
 from vmstate.machine.pc import PcMachine
@@ -847,8 +848,8 @@ UIP_NEEDS_TIMER = "a latched UIP needs the update timer armed to clear it"
 SUB_COUNT = 245 + SUB_COUNT_AT
 
 # (path, mutation of busy()'s RTC state that breaks that rule and no other,
-# offset in the payload, message or None for a field's own rule).  A field
-# rule's error points at the field's bytes, a check's at the payload.
+# offset in the payload, message or None for a field's own rule).  Every
+# error points at the bytes of the field it names.
 RULES = [
     ("cmos_index", _set(cmos_index=128), AT["cmos_index"], None),
     ("cmos_index", _set(cmos_index=0xFF), AT["cmos_index"], None),
@@ -863,10 +864,10 @@ RULES = [
     ("cmos_data", _cmos(REG_D, 0x81), 0, D_IS_VRT),
     ("cmos_data", _cmos(REG_A, 0xE6, update_timer=-1), 0, NO_UIP_HELD),
     ("cmos_data", _cmos(REG_A, 0xF6, update_timer=-1), 0, NO_UIP_HELD),
-    ("update_timer", _cmos(REG_A, 0x66), 0, NO_TIMER_HELD),
-    ("update_timer", _cmos(REG_A, 0x7D), 0, NO_TIMER_HELD),
-    ("update_timer", _cmos(REG_A, 0xAD, update_timer=-1), 0, UIP_NEEDS_TIMER),
-    ("update_timer", _cmos(REG_A, 0xBD, update_timer=-1), 0, UIP_NEEDS_TIMER),
+    ("update_timer", _cmos(REG_A, 0x66), AT["update_timer"], NO_TIMER_HELD),
+    ("update_timer", _cmos(REG_A, 0x7D), AT["update_timer"], NO_TIMER_HELD),
+    ("update_timer", _cmos(REG_A, 0xAD, update_timer=-1), AT["update_timer"], UIP_NEEDS_TIMER),
+    ("update_timer", _cmos(REG_A, 0xBD, update_timer=-1), AT["update_timer"], UIP_NEEDS_TIMER),
 ]
 
 

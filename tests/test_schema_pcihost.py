@@ -18,7 +18,8 @@ import sectionbytes
 from schemas import SECTIONS
 from schemas.pcihost import PCIHOST
 from vmstate.machine import migration
-from vmstate.wire.describe import load_section, to_container
+from vmstate.wire.section import load_section
+from vmstate.wire.table import to_container
 from vmstate.core.errors import UnknownSubsection, VersionTooNew, VersionTooOld
 from vmstate.machine.pc import PcMachine
 

@@ -167,7 +167,7 @@ def inspect(snapshot_file, as_json):
     from rich.table import Table
 
     from vmstate.machine import migration
-    from vmstate.wire.describe import to_container
+    from vmstate.wire.table import to_container
     from vmstate.machine.pc import PcMachine
 
     try:

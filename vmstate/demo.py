@@ -18,7 +18,7 @@ from rich.table import Table
 
 from vmstate.check import checker
 from vmstate.machine import migration
-from vmstate.wire.describe import to_container
+from vmstate.wire.table import to_container
 from vmstate.machine.pc import PcMachine
 from vmstate.trace.qtest import run_to_first_migrate
 from vmstate.check.report import render

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from deepdiff import DeepDiff
 
 from vmstate.machine import migration
-from vmstate.wire.describe import copy_state
+from vmstate.core.state import copy_state
 from vmstate.core.errors import StreamError, TraceError, UsageError
 from vmstate.machine.pc import PcMachine
 from vmstate.core.observe import Event, Observations
@@ -188,7 +188,7 @@ def _stream_diff(data: bytes, machine, point: Point, sections) -> dict:
     """What changed between the stream that was sent and the destination
     saved again at the same versions: a field the load dropped or
     mis-converted shows here by its name."""
-    from vmstate.wire.describe import to_container
+    from vmstate.wire.table import to_container
 
     again = migration.save(machine, point.versions, sections)
     sent = migration.decode(data, machine, sections=sections)

@@ -49,7 +49,7 @@ KNOWN_LIMITS: tuple[Limit, ...] = (
           "time (0 on a fresh machine), so every later deadline and clock answer moves; with the HPET "
           "enabled its carried offset contradicts that time and the destination refuses the stream",
           "virtual-clock-after-time-zero", refuses=("InvalidField",)),
-    Limit("no-irq-disabled", "i8254", (2,), ("i8254.irq_disabled",),
+    Limit("no-irq-disabled", "i8254", (2,), ("i8254.irq_disabled", "i8254.irq_timer"),
           "channels[0].irq_disabled is VMSTATE_UINT32_V(..., 3): the destination keeps its own (0), so "
           "pit_post_load re-arms channel 0's timer while the HPET's legacy replacement holds IRQ 0; its "
           "edges are dropped by the HPET, but its deadline is one a bare clock_step stops at",

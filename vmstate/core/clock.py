@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from dataclasses import dataclass
 from typing import Callable
+
+from vmstate.core.device import Device
+from vmstate.core.errors import EventBudgetExceeded
+from vmstate.core.state import fresh_state
 
 NANOSECONDS_PER_SECOND = 1_000_000_000
 
@@ -62,18 +67,40 @@ class Timer:
         return f"<Timer {self.name or self.callback!r} expire={self.expire}>"
 
 
+class EventBudget:
+    """How many timer callbacks may run before the work is refused: a
+    bound on what any input (a step of a virtual day, a 10 ns periodic
+    timer, a stream whose clock lies) can make a command do.  The count is
+    deterministic, so a fuzzer can replay and shrink what it refuses.  One
+    budget may be shared by the clocks of several machines (a scenario's
+    runs and every destination a migration makes)."""
+
+    __slots__ = ("limit", "spent")
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.spent = 0
+
+    def spend(self, timer: "Timer") -> None:
+        self.spent += 1
+        if self.spent > self.limit:
+            raise EventBudgetExceeded(f"more than {self.limit} timer events (the last: "
+                                      f"{timer.name or 'a timer'} at {timer.clock.now} ns)", timer.name)
+
+
 class VirtualClock:
     """QEMU_CLOCK_VIRTUAL: integer nanoseconds that move only when told to.
 
     It stands still while the machine is paused (for migration), and under
-    qtest it moves only through :meth:`step` and :meth:`warp`.
+    qtest it moves only through :meth:`step` and :meth:`warp`.  ``budget``,
+    when set, counts every timer callback it runs.
     """
 
-    def __init__(self, start: int = 0):
+    def __init__(self, start: int = 0, budget: EventBudget | None = None):
         self._now = start
         self._heap: list[tuple[int, int, Timer]] = []
         self._seq = itertools.count()
-        self._live = 0
+        self.budget = budget
 
     @property
     def now(self) -> int:
@@ -128,6 +155,8 @@ class VirtualClock:
             timer = head[2]
             timer.expire = -1
             timer._token = None
+            if self.budget is not None:
+                self.budget.spend(timer)
             timer.callback()
             fired += 1
 
@@ -192,3 +221,31 @@ class HostClock:
         for timer in self._timers:
             if timer.pending:
                 self._arm(timer, timer.expire)
+
+
+@dataclass
+class TimerState:
+    """QEMU's ``timer`` section: the virtual clock of a stopped machine.
+    ``cpu_clock_offset`` holds the virtual time while the machine is
+    stopped; ``cpu_ticks_offset`` (the TSC's) is 0 under qtest and TCG."""
+
+    cpu_ticks_offset: int = 0
+    cpu_clock_offset: int = 0
+
+
+class ClockDevice(Device):
+    """The virtual clock as the device behind the ``timer`` section: a
+    destination resumes at the time the source stopped at, which makes
+    every absolute deadline in the other sections valid again."""
+
+    name = "timer"
+
+    def __init__(self, clock: VirtualClock):
+        self.clock = clock
+
+    @fresh_state
+    def get_state(self) -> TimerState:
+        return TimerState(0, self.clock.now)
+
+    def set_state(self, state: TimerState) -> None:
+        self.clock.load(state.cpu_clock_offset)

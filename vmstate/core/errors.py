@@ -36,6 +36,19 @@ class TraceError(VmstateError):
         return {**super().to_json(), "line": self.line, "text": self.text}
 
 
+class EventBudgetExceeded(VmstateError):
+    """A command caused more timer events than its budget allows; ``timer``
+    names the timer that went over."""
+
+    def __init__(self, message: str, timer: str = ""):
+        self.message = message
+        self.timer = timer
+        super().__init__(message)
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "timer": self.timer}
+
+
 class OracleError(VmstateError):
     """The QEMU reference could not be built or did not answer as expected."""
 

@@ -33,7 +33,8 @@ from typing import Any, Callable, Iterator
 from schemas import by_idstr
 from vmstate.machine import migration
 from vmstate.wire import stream
-from vmstate.wire.describe import SUBSECTION, Buffer, Description, Field, Nested, Unused
+from vmstate.wire.markers import EOF_MARKER, FULL
+from vmstate.wire.table import Leaf
 from vmstate.core.paths import FIXTURES
 from vmstate.core.errors import StreamError, UsageError
 
@@ -152,114 +153,31 @@ def probe(data: bytes, destination, before: dict | None = None, *, measure: bool
 
 
 # -- valid streams and where their bytes are -----------------------------------------
-@dataclass(frozen=True)
-class Site:
-    """A value in a stream that a mutation can make lie: a field of a
-    section (by its description) or a length or count of the framing."""
-
-    offset: int
-    fmt: str
-    path: str
-    field: Field | None = None
-
-    @property
-    def size(self) -> int:
-        return struct.calcsize(">" + self.fmt)
-
-    @property
-    def lo(self) -> int:
-        return -(1 << (8 * self.size - 1)) if self.fmt in "bhiq" else 0
-
-    @property
-    def hi(self) -> int:
-        return (1 << (8 * self.size - (1 if self.fmt in "bhiq" else 0))) - 1
-
-    def read(self, data: bytes) -> int:
-        return struct.unpack_from(">" + self.fmt, data, self.offset)[0]
-
-    def write(self, data: bytes, value: int) -> bytes:
-        bits = 8 * self.size
-        value &= (1 << bits) - 1
-        if self.fmt in "bhiq" and value >> (bits - 1):
-            value -= 1 << bits
-        return data[:self.offset] + struct.pack(">" + self.fmt, value) + data[self.offset + self.size:]
+# A value a mutation can make lie is a Leaf of the stream's layout: a field
+# of a section (by its description) or a length or count of the framing.
+def read_value(leaf: Leaf, data: bytes) -> int:
+    return struct.unpack_from(">" + leaf.entry.kind.fmt, data, leaf.offset)[0]
 
 
-@dataclass
-class Layout:
-    """Where a stream's parts are: FULL sections as (start, end) spans, the
-    fields and the lengths in them, the EOF marker and the JSON description."""
-
-    sections: list[tuple[int, int, str]] = field(default_factory=list)
-    fields: list[Site] = field(default_factory=list)
-    lengths: list[Site] = field(default_factory=list)
-    eof: int | None = None
-    description: int | None = None
-
-    @property
-    def binary_end(self) -> int:
-        """Where the bytes that the fields and framing live in end."""
-        return self.description if self.description is not None else self.eof + 1 if self.eof is not None else 0
+def write_value(leaf: Leaf, data: bytes, value: int) -> bytes:
+    kind = leaf.entry.kind
+    bits = 8 * kind.size
+    value &= (1 << bits) - 1
+    if kind.lo < 0 and value >> (bits - 1):
+        value -= 1 << bits
+    return data[:leaf.offset] + struct.pack(">" + kind.fmt, value) + data[leaf.offset + kind.size:]
 
 
-def _walk(description: Description, version: int, data: bytes, off: int, where: str, out: Layout) -> int:
-    values: dict[str, int] = {}
-    for e in description.present(version):
-        if isinstance(e, Nested):
-            inner = e.description
-            n = 1 if e.count is None else e.count if isinstance(e.count, int) else values[e.count]
-            for i in range(n):
-                name = f"{where}.{e.name}" if e.count is None else f"{where}.{e.name}[{i}]"
-                off = _walk(inner, inner.version, data, off, name, out)
-        elif isinstance(e, Field):
-            site = Site(off, e.kind.fmt, f"{where}.{e.name}", e)
-            values[e.name] = site.read(data)
-            out.fields.append(site)
-            if any(isinstance(n, Nested) and n.count == e.name for n in description.present(version)):
-                out.lengths.append(site)
-            off += e.kind.size
-        elif isinstance(e, (Buffer, Unused)):
-            off += e.size
-    while off < len(data) and data[off] == SUBSECTION:
-        n = data[off + 1]
-        name = data[off + 2:off + 2 + n].decode("ascii", "replace")
-        sub = description.subsection(name)
-        if sub is None:
-            break
-        out.lengths.append(Site(off + 1, "B", f"{where}/{name.split('/', 1)[-1]} (name length)"))
-        (sub_version,) = struct.unpack_from(">I", data, off + 2 + n)
-        off = _walk(sub.description, sub_version, data, off + 2 + n + 4, f"{where}/{name.split('/', 1)[-1]}", out)
-    return off
+def bounds(leaf: Leaf) -> tuple[int, int]:
+    """The values a field's bytes can hold (a bool is a byte)."""
+    kind = leaf.entry.kind
+    return (kind.lo, kind.hi) if kind.lo < 0 else (0, (1 << 8 * kind.size) - 1)
 
 
-def layout(data: bytes) -> Layout:
-    """The layout of a valid stream (or of its device sections, up to the
-    first section that is not one: QEMU's RAM)."""
-    out = Layout()
-    out.lengths.append(Site(9, "I", "configuration (machine type length)"))
-    (n,) = struct.unpack_from(">I", data, 9)
-    off = 13 + n
-    while off < len(data):
-        kind = data[off]
-        if kind == stream.EOF:
-            out.eof = off
-            if off + 1 < len(data):
-                out.lengths.append(Site(off + 2, "I", "JSON description (length)"))
-                out.description = off + 6
-            break
-        if kind != stream.FULL:
-            break
-        n = data[off + 5]
-        idstr = data[off + 6:off + 6 + n].decode("ascii")
-        schema = by_idstr(idstr)
-        if schema is None:
-            break
-        out.lengths.append(Site(off + 5, "B", f"{idstr} (section name length)"))
-        (version,) = struct.unpack_from(">I", data, off + 6 + n + 4)
-        end = _walk(schema.description, version, data, off + 6 + n + 8, idstr, out) + 5
-        out.sections.append((off, end, idstr))
-        off = end
-    return out
+def layout(data: bytes) -> stream.Layout:
+    """The layout of a valid stream, or of its device sections up to the
+    first section that is not one (QEMU's RAM)."""
+    return stream.layout(data, lambda idstr: getattr(by_idstr(idstr), "description", None))
 
 
 @dataclass
@@ -271,7 +189,7 @@ class Seed:
     data: bytes
     options: dict
     machine: Any
-    layout: Layout = None
+    layout: stream.Layout = None
 
     def __post_init__(self):
         self.layout = layout(self.data)
@@ -294,12 +212,12 @@ def qemu_device_sections(data: bytes) -> bytes:
     for schema_idstr in ("PCIHost", "hpet", "mc146818rtc", "i8254", "pcspk", "0000:00:01.3/piix4_pm"):
         name = schema_idstr.encode()
         at = data.find(bytes([len(name)]) + name)
-        while at >= 0 and data[at - 5] != stream.FULL:
+        while at >= 0 and data[at - 5] != FULL:
             at = data.find(bytes([len(name)]) + name, at + 1)
         (section_id,) = struct.unpack_from(">I", data, at - 4)
         end = data.find(b"\x7e" + struct.pack(">I", section_id), at) + 5
         out.append(data[at - 5:end])
-    out.append(bytes([stream.EOF]))
+    out.append(bytes([EOF_MARKER]))
     return b"".join(out)
 
 
@@ -335,7 +253,7 @@ def destination_of(pool: list[Seed], i: int) -> tuple[str, int]:
     stream's; a stream without a ``timer`` section (QEMU's device sections)
     is on the destination's clock, and only its own machine is at that
     time."""
-    if any(idstr == "timer" for _, _, idstr in pool[i].layout.sections):
+    if any(s.idstr == "timer" for s in pool[i].layout.sections):
         return "other", (i + 1) % len(pool)
     return "own", i
 
@@ -353,15 +271,17 @@ def lies(true: int, size: int, rng: random.Random) -> list[int]:
     return [0, 1, true - 1, true + 1, top, top >> 1, top >> 1 | 1 << (8 * size - 1), rng.randrange(top + 1)]
 
 
-def field_values(site: Site, rng: random.Random) -> list[int]:
+def field_values(leaf: Leaf, rng: random.Random) -> list[int]:
     """Values to put in a field: its wire format's extremes (a bool is a
     byte) and, when it has a rule, the values just outside what it accepts."""
-    values = [site.lo, site.hi, 0, -1, 1, rng.randint(site.lo, site.hi)]
-    valid = site.field.valid
+    kind = leaf.entry.kind
+    lo, hi = bounds(leaf)
+    values = [lo, hi, 0, -1, 1, rng.randint(lo, hi)]
+    valid = leaf.entry.valid
     if isinstance(valid, range):
         values += [valid.start - 1, valid.stop, valid.stop - 1 + rng.randint(1, 1 << 16)]
     elif isinstance(valid, frozenset):
-        values += [max(valid) + 1, min(valid) - 1, rng.choice(sorted(valid)) ^ (1 << rng.randrange(8 * site.size))]
+        values += [max(valid) + 1, min(valid) - 1, rng.choice(sorted(valid)) ^ (1 << rng.randrange(8 * kind.size))]
     return values
 
 
@@ -390,19 +310,19 @@ def lie(rng, seed, data):
     if not sites:
         return bitflip(rng, seed, data)
     site = rng.choice(sites)
-    return site.write(data, rng.choice(lies(site.read(data), site.size, rng)))
+    return write_value(site, data, rng.choice(lies(read_value(site, data), site.size, rng)))
 
 
 def out_of_range(rng, seed, data):
-    sites = [s for s in seed.layout.fields if s.offset + s.size <= len(data)]
+    sites = [s for s in seed.layout.values if s.offset + s.size <= len(data)]
     if not sites:
         return byte(rng, seed, data)
     site = rng.choice(sites)
-    return site.write(data, rng.choice(field_values(site, rng)))
+    return write_value(site, data, rng.choice(field_values(site, rng)))
 
 
 def _spans(seed) -> list[tuple[int, int]]:
-    return [(a, b) for a, b, _ in seed.layout.sections]
+    return [(s.start, s.end) for s in seed.layout.sections]
 
 
 def duplicate(rng, seed, data):
@@ -454,9 +374,9 @@ def splice(rng, seed, data, donor: Seed | None = None):
     donor = donor or seed
     if not donor.layout.sections or not seed.layout.sections:
         return data
-    a, b, _ = rng.choice(donor.layout.sections)
-    at = rng.choice([s for s, _, _ in seed.layout.sections])
-    return data[:at] + donor.data[a:b] + data[at:]
+    span = rng.choice(donor.layout.sections)
+    at = rng.choice([s.start for s in seed.layout.sections])
+    return data[:at] + donor.data[span.start:span.end] + data[at:]
 
 
 MUTATIONS: dict[str, Callable] = {
@@ -489,14 +409,14 @@ def region(seed: Seed, offset: int | None) -> str:
         return "?"
     if offset < 8:
         return "header"
-    for a, b, idstr in lay.sections:
-        if a <= offset < b:
-            return idstr
+    for span in lay.sections:
+        if span.start <= offset < span.end:
+            return span.idstr
     if lay.description is not None and offset >= lay.description - 5:
         return "description"
     if lay.eof is not None and offset >= lay.eof:
         return "end"
-    return "configuration" if not lay.sections or offset < lay.sections[0][0] else "between sections"
+    return "configuration" if not lay.sections or offset < lay.sections[0].start else "between sections"
 
 
 def kind_of(error: StreamError, seed: Seed) -> tuple:

@@ -10,7 +10,7 @@ pc machine::
 
 or on a device model of your own that implements vmstate's state interface
 -- ``get_state()`` returning a state object, ``set_state(state)`` loading
-one, and a :class:`vmstate.wire.describe.Description` of its wire format::
+one, and a :class:`vmstate.wire.table.Description` of its wire format::
 
     def test_my_device_migrates(migration_equivalence):
         migration_equivalence.device(MyDevice, MY_DESCRIPTION, my_operations)
@@ -97,7 +97,7 @@ class MigrationEquivalence:
     def device(self, factory: Callable, description, operations, max_examples: int | None = None,
                versions: Iterable[int] | None = None, max_step_ns: int = 10**9) -> None:
         """The property on a device of your own.  ``factory(clock)`` builds
-        it; ``description`` is its :class:`vmstate.wire.describe.Description`;
+        it; ``description`` is its :class:`vmstate.wire.table.Description`;
         ``operations`` draws callables ``op(device) -> observed``.  Each
         migration saves the state at a drawn version in ``versions``
         (default every one from the description's minimum to its version)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from schemas import SECTIONS, SectionSchema
 from schemas.timer import TimerState
 from vmstate.wire import stream
-from vmstate.wire.describe import copy_state
+from vmstate.core.state import copy_state
 from vmstate.core.errors import UnknownSection, UsageError
 
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from vmstate.wire.describe import Description, check_version, load_section, save_section
 from vmstate.core.errors import (MalformedStream, NotAStream, StreamError, TrailingData, TruncatedStream,
-                            UnknownSection)
+                                 UnknownSection)
+from vmstate.wire.kinds import UINT8, UINT32
+from vmstate.wire.markers import COMMAND, CONFIGURATION, END, EOF_MARKER as EOF, FOOTER, FULL, PART, START, \
+    VMDESCRIPTION
+from vmstate.wire.section import SUBSECTION_NAME_LENGTH, check_version, load_section, save_section, walk_section
+from vmstate.wire.table import Description, Field, Leaf
 
 MAGIC = b"QEVM"
 STREAM_VERSION = 3
-EOF, START, PART, END, FULL = 0x00, 0x01, 0x02, 0x03, 0x04
-VMDESCRIPTION, CONFIGURATION, COMMAND, FOOTER = 0x06, 0x07, 0x08, 0x7E
 MACHINE_TYPE = "pc-i440fx-7.2"
 PAGE_SIZE = 4096
 # Bound on the JSON description we accept, so that a lying length cannot make
@@ -324,4 +326,89 @@ def _read_description(r: _Reader, sections: list[Section]) -> bytes | None:
     return text
 
 
-__all__ = ["Section", "Loaded", "write", "write_items", "read", "StreamError", "UnknownSection", "MACHINE_TYPE"]
+# -- where a stream's parts are -------------------------------------------------------
+# The framing's lengths, as values of the bytes a stream can lie about.
+MACHINE_TYPE_LENGTH = Field("(machine type length)", UINT32, path="")
+SECTION_NAME_LENGTH = Field("(section name length)", UINT8, path="")
+DESCRIPTION_LENGTH = Field("(length)", UINT32, path="")
+
+
+@dataclass(frozen=True)
+class Span:
+    """A FULL section's bytes: from its type byte (``start``) to after its
+    footer (``end``); ``payload`` is where its fields begin."""
+
+    idstr: str
+    version: int
+    start: int
+    payload: int
+    end: int
+
+
+@dataclass
+class Layout:
+    """Where a stream's parts are: its FULL sections, every value in them
+    and in the framing (lengths and counts apart), the EOF marker and the
+    JSON description."""
+
+    sections: list[Span] = field(default_factory=list)
+    values: list[Leaf] = field(default_factory=list)
+    lengths: list[Leaf] = field(default_factory=list)
+    eof: int | None = None
+    description: int | None = None
+
+    @property
+    def binary_end(self) -> int:
+        """Where the bytes that the fields and framing live in end."""
+        return self.description if self.description is not None else self.eof + 1 if self.eof is not None else 0
+
+
+def _frame(entry: Field, path: str, data: bytes, offset: int) -> Leaf:
+    size = entry.kind.size
+    (value,) = struct.unpack_from(">" + entry.kind.fmt, data, offset)
+    return Leaf(path, entry, offset, size, value, True)
+
+
+def layout(data: bytes, describe: Callable[[str], Description | None]) -> Layout:
+    """The layout of a valid stream, or of its device sections up to the
+    first section ``describe(idstr)`` has no description for (QEMU's RAM)."""
+    out = Layout()
+    out.lengths.append(_frame(MACHINE_TYPE_LENGTH, "configuration (machine type length)", data, 9))
+    (n,) = struct.unpack_from(">I", data, 9)
+    off = 13 + n
+    while off < len(data):
+        kind = data[off]
+        if kind == EOF:
+            out.eof = off
+            if off + 1 < len(data):
+                out.lengths.append(_frame(DESCRIPTION_LENGTH, "JSON description (length)", data, off + 2))
+                out.description = off + 6
+            break
+        if kind != FULL:
+            break
+        n = data[off + 5]
+        idstr = data[off + 6:off + 6 + n].decode("ascii")
+        description = describe(idstr)
+        if description is None:
+            break
+        out.lengths.append(_frame(SECTION_NAME_LENGTH, f"{idstr} (section name length)", data, off + 5))
+        (version,) = struct.unpack_from(">I", data, off + 6 + n + 4)
+        payload = off + 6 + n + 8
+        walk = walk_section(description, version, data, payload, idstr)
+        while True:
+            try:
+                leaf = next(walk)
+            except StopIteration as done:
+                end = done.value + 5
+                break
+            if leaf.counter:
+                out.lengths.append(leaf)
+            if leaf.entry.kind is not None and leaf.entry is not SUBSECTION_NAME_LENGTH:
+                out.values.append(leaf)
+        out.sections.append(Span(idstr, version, off, payload, end))
+        off = end
+    return out
+
+
+__all__ = ["Section", "Loaded", "Layout", "Span", "write", "write_items", "read", "layout", "StreamError",
+           "UnknownSection", "MACHINE_TYPE"]
