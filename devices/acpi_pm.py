@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from devices.pci import PciFunction
+from devices.pci import INTERRUPT_PIN, STATUS, PciFunction
 from vmstate.core.bus import Region, Sizes
 from vmstate.core.clock import NANOSECONDS_PER_SECOND, VirtualClock, muldiv64
-from vmstate.core.state import copy_state, fresh_state
+from vmstate.core.device import Device
+from vmstate.core.state import copy_state, fresh_state, take
 from vmstate.core.irq import IrqLine
 
 PM_TIMER_FREQUENCY = 3_579_545
@@ -26,6 +27,17 @@ SLP_EN = 1 << 13
 GPE_BASE = 0xAFE0
 GPE_LEN = 4
 DEVFN = 0x0B  # device 1, function 3
+
+# Function 3's configuration registers (PIIX4 datasheet, power management
+# function) that QEMU 7.2's piix4.c sets or acts on.
+PMBA = 0x40        # PM I/O base address; bit 0 reads 1
+DEVACTB = 0x58     # device activity B; byte 3 bit 1: SMM "already set up" under qtest
+DEVRESA = 0x5C     # device resource A; byte 3: 0x10 (and 0x80 with a parallel port)
+DEVRESB = 0x60     # device resource B; byte 3: 0x60
+PMREGMISC = 0x80   # bit 0 enables the PM I/O block at PMBA
+SMBBA = 0x90       # SMBus I/O base address (0xb100 | 1)
+SMBHSTCFG = 0xD2   # SMBus host configuration: 0x09, host enabled
+SMB_IO_BASE = 0xB100
 
 
 @dataclass
@@ -76,7 +88,7 @@ class PmState:
     memhp_selector: int = 0
 
 
-class AcpiPm(PciFunction):
+class AcpiPm(PciFunction, Device):
     name = "piix4_pm"
 
     def __init__(self, clock: VirtualClock, sci: IrqLine, io, acpi_only: bool = False):
@@ -96,21 +108,20 @@ class AcpiPm(PciFunction):
                                  valid=Sizes(1, 4), impl=Sizes(1, 1))
         io.map(GPE_BASE, self.gpe_region)
         self.mapped_base: int | None = None
-        self.carried = PmState(0, 0, 0, 0, -1, 0, 0, b"")
-        self.config[0x06] = 0x80
-        self.config[0x07] = 0x02
-        self.config[0x3D] = 0x01
-        self.config[0x5F] = 0x10
-        self.config[0x63] = 0x60
-        self.config[0x90] = 0x01
-        self.config[0x91] = 0xB1
-        self.config[0xD2] = 0x09
+        # what the section carries that vmstate stores without modelling it
+        take(self, PmState(0, 0, 0, 0, -1, 0, 0, b""), skip=("config", "timer_expire"))
+        self.config[STATUS:STATUS + 2] = (0x0280).to_bytes(2, "little")  # medium DEVSEL, fast back-to-back
+        self.config[INTERRUPT_PIN] = 0x01
+        self.config[DEVRESA + 3] = 0x10
+        self.config[DEVRESB + 3] = 0x60
+        self.config[SMBBA:SMBBA + 2] = (SMB_IO_BASE | 1).to_bytes(2, "little")
+        self.config[SMBHSTCFG] = 0x09
         self.reset()
 
     def reset(self) -> None:
-        self.config[0x58:0x5C] = bytes(4)  # SMM counts as enabled under qtest
-        self.config[0x40] = 0x01
-        self.config[0x80] = 0
+        self.config[DEVACTB:DEVACTB + 4] = bytes(4)  # SMM counts as set up under qtest
+        self.config[PMBA] = 0x01
+        self.config[PMREGMISC] = 0
         self.pm1_sts = 0
         self.pm1_en = 0
         self.pm1_cnt = SCI_EN if self.acpi_only else 0
@@ -124,14 +135,14 @@ class AcpiPm(PciFunction):
     # -- the PCI side: placing the block ---------------------------------
     @property
     def base(self) -> int:
-        return int.from_bytes(self.config[0x40:0x44], "little") & 0xFFC0
+        return int.from_bytes(self.config[PMBA:PMBA + 4], "little") & 0xFFC0
 
     @property
     def enabled(self) -> bool:
-        return bool(self.config[0x80] & 1)
+        return bool(self.config[PMREGMISC] & 1)
 
     def config_written(self, addr: int, size: int) -> None:
-        if addr <= 0x80 < addr + size or (addr < 0x44 and addr + size > 0x40):
+        if addr <= PMREGMISC < addr + size or (addr < PMBA + 4 and addr + size > PMBA):
             self._update_io_space()
 
     def _update_io_space(self) -> None:
@@ -221,20 +232,14 @@ class AcpiPm(PciFunction):
     # -- state -----------------------------------------------------------------
     @fresh_state
     def get_state(self) -> PmState:
-        c = self.carried
         return PmState(self.pm1_sts, self.pm1_en, self.pm1_cnt, self.overflow_time,
                        self.timer.expire, self.gpe_sts, self.gpe_en, bytes(self.config),
-                       c.pci_version_id, c.irq_state, c.apmc, c.apms, copy_state(c.smb),
-                       c.hotplug_select, c.pcihp, c.acpi_index, c.memhp_selector)
+                       self.pci_version_id, self.irq_state, self.apmc, self.apms, copy_state(self.smb),
+                       self.hotplug_select, self.pcihp, self.acpi_index, self.memhp_selector)
 
     def set_state(self, state: PmState) -> None:
-        self.pm1_sts = state.pm1_sts
-        self.pm1_en = state.pm1_en
-        self.pm1_cnt = state.pm1_cnt
-        self.overflow_time = state.overflow_time
-        self.gpe_sts = state.gpe_sts
-        self.gpe_en = state.gpe_en
+        take(self, state, skip=("config", "timer_expire", "smb"))
         self.config[:] = state.config
-        self.carried = copy_state(state)
+        self.smb = copy_state(state.smb)
         self.timer.load(state.timer_expire)
         self._update_io_space()

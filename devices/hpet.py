@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from vmstate.core.bus import AddressSpace, Region, Sizes
 from vmstate.core.clock import VirtualClock
-from vmstate.core.state import copy_state, fresh_state
+from vmstate.core.device import Device
+from vmstate.core.state import copy_state, fresh_state, take
 from vmstate.core.irq import IrqLine
 
 HPET_BASE = 0xFED00000
@@ -47,7 +48,6 @@ CFG_LEGACY = 0x002
 CFG_WRITE_MASK = 0x003
 
 ID_NUM_TIM_SHIFT = 8
-ID_NUM_TIM_MASK = 0x1F00
 
 TN_TYPE_LEVEL = 0x002
 TN_ENABLE = 0x004
@@ -161,16 +161,11 @@ class _Comparator:
                               self.wrap_flag, self.timer.expire)
 
     def load(self, state: HpetTimerState) -> None:
-        self.tn = state.tn
-        self.config = state.config
-        self.cmp = state.cmp
-        self.fsb = state.fsb
-        self.period = state.period
-        self.wrap_flag = state.wrap_flag
+        take(self, state, skip=("expire",))
         self.timer.load(state.expire)
 
 
-class Hpet:
+class Hpet(Device):
     """The HPET block; ``gsi`` are the I/O APIC inputs its timers route to.
 
     ``memory`` (an address space) receives a timer's FSB message as the

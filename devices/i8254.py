@@ -18,10 +18,13 @@ from dataclasses import dataclass, field
 
 from vmstate.core.bus import Region, Sizes
 from vmstate.core.clock import NANOSECONDS_PER_SECOND, VirtualClock
+from vmstate.core.device import Device
 from vmstate.core.state import copy_state, fresh_state
 from vmstate.core.irq import IrqLine
 
 PIT_FREQ = 1_193_182
+PIT_PORT = 0x40          # channels 0-2 at 0x40-0x42
+PIT_CONTROL = PIT_PORT + 3
 RELOAD_ZERO = 0x10000
 
 # read_state / write_state / rw_mode / count_latched values
@@ -31,6 +34,31 @@ RW_WORD0 = 3
 RW_WORD1 = 4
 
 _U64 = (1 << 64) - 1
+
+# The control word at port 0x43: SC1 SC0 | RW1 RW0 | M2 M1 M0 | BCD.
+SELECT_READ_BACK = 3            # SC = 3: the read-back command
+ACCESS_LATCH = 0                # RW = 0: counter latch command
+READ_BACK_NO_COUNT = 0x20       # read-back: COUNT bit (active low)
+READ_BACK_NO_STATUS = 0x10      # read-back: STATUS bit (active low)
+
+
+def read_back_selects(channel: int) -> int:
+    """The read-back command's select bit for a channel (bits 1 to 3)."""
+    return 2 << channel
+
+
+def control_word(select: int, access: int, mode: int = 0, bcd: int = 0) -> int:
+    return select << 6 | access << 4 | mode << 1 | bcd
+
+
+def control_fields(value: int) -> tuple[int, int, int, int]:
+    """A control word's (select, access, mode, bcd) fields."""
+    return value >> 6, (value >> 4) & 3, (value >> 1) & 7, value & 1
+
+
+def status_byte(out: int, rw_mode: int, mode: int, bcd: int) -> int:
+    """A read-back status: OUT, null count (never set in QEMU), access, mode, BCD."""
+    return out << 7 | rw_mode << 4 | mode << 1 | bcd
 
 
 @dataclass
@@ -134,7 +162,7 @@ def next_transition(ch: PitChannelState, now: int) -> int:
     return at if at > now else now + 1
 
 
-class Pit:
+class Pit(Device):
     name = "i8254"
 
     def __init__(self, clock: VirtualClock, irq: IrqLine):
@@ -237,27 +265,25 @@ class Pit:
             self._load(offset, value)
 
     def _control(self, value: int) -> None:
-        select = value >> 6
-        if select == 3:
+        select, access, mode, bcd = control_fields(value)
+        if select == SELECT_READ_BACK:
             now = self.clock.now
             for i, ch in enumerate(self.channels):
-                if not value & (2 << i):
+                if not value & read_back_selects(i):
                     continue
-                if not value & 0x20:
+                if not value & READ_BACK_NO_COUNT:
                     self._latch_count(ch)
-                if not value & 0x10 and not ch.status_latched:
-                    ch.status = (channel_out(ch, now) << 7 | ch.rw_mode << 4
-                                 | ch.mode << 1 | ch.bcd)
+                if not value & READ_BACK_NO_STATUS and not ch.status_latched:
+                    ch.status = status_byte(channel_out(ch, now), ch.rw_mode, ch.mode, ch.bcd)
                     ch.status_latched = 1
             return
         ch = self.channels[select]
-        access = (value >> 4) & 3
-        if access == 0:
+        if access == ACCESS_LATCH:
             self._latch_count(ch)
         else:
             ch.rw_mode = ch.read_state = ch.write_state = access
-            ch.mode = (value >> 1) & 7
-            ch.bcd = value & 1
+            ch.mode = mode
+            ch.bcd = bcd
 
     def _read(self, offset: int, size: int) -> int:
         offset &= 3

@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from vmstate.core.bus import Region, Sizes
 from vmstate.core.clock import NANOSECONDS_PER_SECOND as NS
 from vmstate.core.clock import muldiv64
-from vmstate.core.state import fresh_state
+from vmstate.core.device import Device
+from vmstate.core.state import fresh_state, take
 from vmstate.core.irq import IrqLine
 
 RTC_CLOCK_RATE = 32768
+RTC_PORT = 0x70          # index at 0x70, data at 0x71
+RTC_INDEX, RTC_DATA = RTC_PORT, RTC_PORT + 1
 UIP_HOLD_NS = 8 * NS // RTC_CLOCK_RATE  # the last 244,140 ns before an update
 MAX_CLOCK_JUMP_NS = 60 * NS
-RTC_CHANGE_RATE_NS = NS  # the monitor's rate limit for RTC_CHANGE events
 REINJECT_ON_ACK_LIMIT = 20
 U64 = (1 << 64) - 1
 
@@ -126,10 +129,15 @@ class RtcState:
     time_from_cmos: bool = False
 
 
-class Rtc:
-    name = "mc146818rtc"
+class Rtc(Device):
+    """``on_time_set`` is told of every re-basing of the time (QEMU sends
+    QMP's RTC_CHANGE event then; the machine's monitor rate-limits it)."""
 
-    def __init__(self, clock, host, irq: IrqLine, base: int, clock_mode: str = "vm"):
+    name = "mc146818rtc"
+    converts_on_save = True
+
+    def __init__(self, clock, host, irq: IrqLine, base: int, clock_mode: str = "vm",
+                 on_time_set: Callable[[], None] | None = None):
         if clock_mode not in ("vm", "host"):
             raise ValueError(f"RTC clock must be 'vm' or 'host', not {clock_mode!r}")
         self.clock_mode = clock_mode
@@ -144,13 +152,7 @@ class Rtc:
         self.next_alarm_time = 0
         self.periodic_timer = self.rtc_clock.timer(self._periodic_fired, "rtc-periodic")
         self.update_timer = self.rtc_clock.timer(self._update_fired, "rtc-update")
-        # Every re-basing of the time sends QMP's RTC_CHANGE event, which the
-        # monitor rate-limits with a timer of its own on the virtual clock
-        # (under qtest).  Not device state, but a deadline that clock_step
-        # without an argument stops at.
-        self.virtual = clock
-        self.change_throttle = clock.timer(self._change_throttle_fired, "qapi-rtc-change")
-        self.change_queued = False
+        self.on_time_set = on_time_set
         self.region = Region("rtc", 2, self._read, self._write, impl=Sizes(1, 1))
 
         self.cmos[REG_A] = 0x26
@@ -168,19 +170,21 @@ class Rtc:
         self._check_update_timer()
 
     # -- time of day ---------------------------------------------------------
-    def _now(self) -> int:
+    def now(self) -> int:
+        """The time of the clock the RTC follows (QEMU's ``rtc_clock``)."""
         return self.rtc_clock.now
 
     def _running(self) -> bool:
         return not self.cmos[REG_B] & B_SET and (self.cmos[REG_A] & 0x70) <= 0x20
 
-    def _divider_reset(self) -> bool:
+    def divider_held(self) -> bool:
+        """Register A's divider bits 11x: the divider chain held in reset."""
         return (self.cmos[REG_A] & 0x60) == 0x60
 
     def guest_ns(self) -> int:
         """The guest's time of day in epoch nanoseconds, as an unsigned 64-bit
         value (QEMU's arithmetic)."""
-        return (self.base_rtc * NS + self._now() - self.last_update + self.offset) & U64
+        return (self.base_rtc * NS + self.now() - self.last_update + self.offset) & U64
 
     def _to_bcd(self, value: int) -> int:
         if self.cmos[REG_B] & B_DM:
@@ -236,19 +240,9 @@ class Rtc:
     def _set_time(self) -> None:
         """Re-base the clock on what the CMOS time bytes say now."""
         self.base_rtc = self._cmos_seconds() & U64
-        self.last_update = self._now()
-        self._announce_change()
-
-    def _announce_change(self) -> None:
-        if self.change_throttle.pending:
-            self.change_queued = True
-        else:
-            self.change_throttle.mod(self.virtual.now + RTC_CHANGE_RATE_NS)
-
-    def _change_throttle_fired(self) -> None:
-        if self.change_queued:
-            self.change_queued = False
-            self.change_throttle.mod(self.virtual.now + RTC_CHANGE_RATE_NS)
+        self.last_update = self.now()
+        if self.on_time_set is not None:
+            self.on_time_set()
 
     # -- the update cycle and the alarm ---------------------------------------
     def _hour_24(self, hour: int) -> int:
@@ -321,10 +315,10 @@ class Rtc:
 
     def _check_update_timer(self) -> None:
         cmos = self.cmos
-        if self._divider_reset():
+        if self.divider_held():
             self.update_timer.delete()
             return
-        next_update = self._now() + NS - self.guest_ns() % NS
+        next_update = self.now() + NS - self.guest_ns() % NS
         self.next_alarm_time = (next_update + (self._seconds_to_alarm() - 1) * NS) & U64
         # With UF still unacknowledged, only the alarm can change C: sleep
         # until then, or altogether when AF cannot change either.
@@ -341,7 +335,7 @@ class Rtc:
         self._update_time()
         cmos[REG_A] &= ~A_UIP & 0xFF
         flags = C_UF
-        if self._now() >= self.next_alarm_time:
+        if self.now() >= self.next_alarm_time:
             flags |= C_AF
         new = flags & ~cmos[REG_C]
         cmos[REG_C] |= flags
@@ -355,7 +349,7 @@ class Rtc:
         the hold window, else read off the live sub-second."""
         if not self._running():
             return False
-        if self.update_timer.pending and self._now() >= self.update_timer.expire - UIP_HOLD_NS:
+        if self.update_timer.pending and self.now() >= self.update_timer.expire - UIP_HOLD_NS:
             self.cmos[REG_A] |= A_UIP
             return True
         return _cmod(_signed64(self.guest_ns()), NS) >= NS - UIP_HOLD_NS
@@ -424,7 +418,7 @@ class Rtc:
             if self._running():
                 self._update_time()
             cmos[REG_A] &= ~A_UIP & 0xFF
-        elif self._divider_reset() and (value & 0x70) <= 0x20:
+        elif self.divider_held() and (value & 0x70) <= 0x20:
             # Leaving divider reset: the first update comes half a second later.
             if not cmos[REG_B] & B_SET:
                 self.offset = NS // 2
@@ -432,7 +426,7 @@ class Rtc:
             cmos[REG_A] &= ~A_UIP & 0xFF
         cmos[REG_A] = (value & ~A_UIP) | (cmos[REG_A] & A_UIP)
         if rate_changed:
-            self._periodic_update(self._now(), old_period, True)
+            self._periodic_update(self.now(), old_period, True)
         self._check_update_timer()
 
     def _write_b(self, value: int) -> None:
@@ -456,7 +450,7 @@ class Rtc:
             self.irq.lower()
         cmos[REG_B] = value
         if pie_changed:
-            self._periodic_update(self._now(), old_period, True)
+            self._periodic_update(self.now(), old_period, True)
         self._check_update_timer()
 
     def _read(self, offset: int, size: int) -> int:
@@ -528,15 +522,8 @@ class Rtc:
         taken as saved; the period is recomputed from the registers; and a
         periodic deadline in the future, or more than a minute stale, is
         re-armed one period from now."""
+        take(self, state, skip=("cmos_data", "periodic_timer", "update_timer", "period", "time_from_cmos"))
         self.cmos[:] = state.cmos_data
-        self.cmos_index = state.cmos_index
-        self.next_periodic_time = state.next_periodic_time
-        self.irq_coalesced = state.irq_coalesced
-        self.base_rtc = state.base_rtc
-        self.last_update = state.last_update
-        self.offset = state.offset
-        self.next_alarm_time = state.next_alarm_time
-        self.irq_reinject_on_ack_count = state.irq_reinject_on_ack_count
         self.periodic_timer.load(state.periodic_timer)
         self.update_timer.load(state.update_timer)
         if state.time_from_cmos:
@@ -544,6 +531,6 @@ class Rtc:
             self.offset = 0
             self._check_update_timer()
         self.period = self._periodic_clock_ticks()
-        now = self._now()
+        now = self.now()
         if now < self.next_periodic_time or now > self.next_periodic_time + MAX_CLOCK_JUMP_NS:
             self._periodic_update(now, self.period, False)

@@ -9,9 +9,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vmstate.core.bus import Region, Sizes
+from vmstate.core.device import Device
 from vmstate.core.state import fresh_state
 
 CONFIG_SIZE = 256
+
+# The standard header (PCI Local Bus Specification, type 0).
+VENDOR_ID = 0x00
+DEVICE_ID = 0x02
+COMMAND = 0x04
+STATUS = 0x06
+REVISION_ID = 0x08
+CLASS_DEVICE = 0x0A
+CACHE_LINE_SIZE = 0x0C
+LATENCY_TIMER = 0x0D
+HEADER_TYPE = 0x0E
+SUBSYSTEM_VENDOR_ID = 0x2C
+SUBSYSTEM_ID = 0x2E
+INTERRUPT_LINE = 0x3C
+INTERRUPT_PIN = 0x3D
+DEVICE_SPECIFIC = 0x40
+# QEMU's subsystem ids for a device that sets none (Red Hat, QEMU)
+QEMU_SUBSYSTEM_VENDOR = 0x1AF4
+QEMU_SUBSYSTEM = 0x1100
 
 
 class PciFunction:
@@ -25,20 +45,20 @@ class PciFunction:
         self.devfn = devfn
         self.config = bytearray(CONFIG_SIZE)
         self.wmask = bytearray(CONFIG_SIZE)
-        self._set16(0x00, vendor)
-        self._set16(0x02, device)
-        self.config[0x08] = revision
-        self._set16(0x0A, class_code)
-        self.config[0x0E] = header_type
+        self._set16(VENDOR_ID, vendor)
+        self._set16(DEVICE_ID, device)
+        self.config[REVISION_ID] = revision
+        self._set16(CLASS_DEVICE, class_code)
+        self.config[HEADER_TYPE] = header_type
         if header_type & 0x7F == 0:
-            self._set16(0x2C, 0x1AF4)
-            self._set16(0x2E, 0x1100)
-        self.wmask[0x04] = 0x47
-        self.wmask[0x05] = 0x05
-        for reg in (0x0C, 0x0D, 0x3C):
+            self._set16(SUBSYSTEM_VENDOR_ID, QEMU_SUBSYSTEM_VENDOR)
+            self._set16(SUBSYSTEM_ID, QEMU_SUBSYSTEM)
+        self.wmask[COMMAND] = 0x47
+        self.wmask[COMMAND + 1] = 0x05
+        for reg in (CACHE_LINE_SIZE, LATENCY_TIMER, INTERRUPT_LINE):
             self.wmask[reg] = 0xFF
         # one slice, not 192 stores: a machine is built per migration
-        self.wmask[0x40:CONFIG_SIZE] = b"\xff" * (CONFIG_SIZE - 0x40)
+        self.wmask[DEVICE_SPECIFIC:CONFIG_SIZE] = b"\xff" * (CONFIG_SIZE - DEVICE_SPECIFIC)
 
     def _set16(self, reg: int, value: int) -> None:
         self.config[reg:reg + 2] = value.to_bytes(2, "little")
@@ -65,7 +85,7 @@ class PciHostState:
     config_reg: int
 
 
-class PciHost:
+class PciHost(Device):
     """The config-address register at 0xcf8 and the data window at 0xcfc,
     plus PIIX3's reset-control register at 0xcf9, which overlays the former."""
 

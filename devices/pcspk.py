@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 from devices.i8254 import Pit
 from vmstate.core.bus import Region, Sizes
-from vmstate.core.state import fresh_state
+from vmstate.core.device import Device
+from vmstate.core.state import fresh_state, take
 
 REFRESH_BIT = 1 << 4
+SPEAKER_PORT = 0x61
 
 
 @dataclass
@@ -26,7 +28,7 @@ class PcspkState:
     dummy_refresh_clock: int = 0
 
 
-class Pcspk:
+class Pcspk(Device):
     name = "pcspk"
 
     def __init__(self, pit: Pit):
@@ -49,5 +51,4 @@ class Pcspk:
         return PcspkState(self.data_on, self.dummy_refresh_clock)
 
     def set_state(self, state: PcspkState) -> None:
-        self.data_on = state.data_on
-        self.dummy_refresh_clock = state.dummy_refresh_clock
+        take(self, state)

@@ -3,8 +3,8 @@
 One module per section, each a :class:`vmstate.wire.table.Description` table
 written from QEMU 7.2's VMStateDescription and the format's history.
 :data:`SECTIONS` lists them in the order QEMU 7.2's ``pc`` machine writes
-them; ``device`` is the key of the device in ``PcMachine.devices`` (None for
-the virtual clock).
+them, each with the name of the device whose state it carries (its key in
+``PcMachine.devices``, and what ``--from``/``--to``/``--versions`` take).
 """
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ from vmstate.wire.table import Description
 @dataclass(frozen=True)
 class SectionSchema:
     idstr: str
-    device: str | None
+    device: str
     description: Description
 
 
 SECTIONS: list[SectionSchema] = [
-    SectionSchema("timer", None, TIMER),
+    SectionSchema("timer", "timer", TIMER),
     SectionSchema("PCIHost", "PCIHost", PCIHOST),
     SectionSchema("hpet", "hpet", HPET),
     SectionSchema("mc146818rtc", "mc146818rtc", MC146818RTC),
@@ -38,8 +38,9 @@ SECTIONS: list[SectionSchema] = [
 ]
 
 
-def by_idstr(idstr: str) -> SectionSchema | None:
-    for section in SECTIONS:
+def by_idstr(idstr: str, sections: list[SectionSchema] = SECTIONS) -> SectionSchema | None:
+    """The schema of the section a stream names ``idstr``."""
+    for section in sections:
         if section.idstr == idstr:
             return section
     return None

@@ -1,4 +1,4 @@
-"""``timer``: the virtual clock, version 2.
+"""``timer``: the virtual clock (vmstate.core.clock.ClockDevice), version 2.
 
 QEMU saves ``cpu_clock_offset`` holding the virtual clock's value while the
 machine is stopped, which is how a destination resumes at the virtual time
@@ -10,19 +10,10 @@ int64: devices arm deadlines beyond the clock (the RTC's periodic timer a
 period on, hpet_arm up to INT64_MAX / 2 on), so a machine restored nearer
 INT64_MAX would arm a timer past it and could never be saved again.
 """
-from dataclasses import dataclass
-
 from vmstate.wire.kinds import INT64
 from vmstate.wire.table import Description, Field, Unused
 
 MAX_VIRTUAL_NS = 1 << 62
-
-
-@dataclass
-class TimerState:
-    cpu_ticks_offset: int = 0
-    cpu_clock_offset: int = 0
-
 
 TIMER = Description("timer", version=2, minimum=1, fields=[
     Field("cpu_ticks_offset", INT64),

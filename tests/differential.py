@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from vmstate.machine import migration
-from vmstate.machine.pc import DEFAULT_RTC_BASE, PcMachine
-from vmstate.trace.qtest import Command, Runner, parse_pragmas, parse_trace
+from vmstate.machine.pc import PcMachine
+from vmstate.trace.load import expected_divergence as _expected, load_trace
+from vmstate.trace.qtest import Command, Runner
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TRACES = FIXTURES / "traces"
@@ -23,10 +24,7 @@ def scenarios() -> list[Path]:
 
 
 def load(path: Path) -> tuple[list[Command], dict]:
-    text = path.read_text()
-    pragmas = parse_pragmas(text)
-    return parse_trace(text), {"rtc_base": pragmas.get("rtc-base", DEFAULT_RTC_BASE),
-                               "rtc_clock": pragmas.get("rtc-clock", "vm")}
+    return load_trace(path.read_text())
 
 
 def ours(path: Path, migrate=None) -> list[str]:
@@ -43,10 +41,7 @@ def ours(path: Path, migrate=None) -> list[str]:
 def expected_divergence(path: Path) -> str | None:
     """The field a scenario declares QEMU 7.2 itself gets wrong across a
     migration (a ``# expect: diverges FIELD`` line), or None."""
-    for line in path.read_text().splitlines():
-        if line.startswith("# expect: diverges "):
-            return line.split()[3]
-    return None
+    return _expected(path.read_text())
 
 
 def recorded(path: Path) -> list[str]:

@@ -125,8 +125,12 @@ def test_cli_check_exit_codes_and_json():
     path = str(next(p for p in SCENARIOS if expected_divergence(p) is None))
     ok = CliRunner().invoke(main, ["check", "--json", path])
     assert ok.exit_code == 0 and json.loads(ok.output)["status"] == "equivalent"
-    bad = CliRunner().invoke(main, ["check", "--json", str(RTC_BUG)])
-    assert bad.exit_code == 1 and json.loads(bad.output)["divergence"]["line"] > 0
+    as_qemu = CliRunner().invoke(main, ["check", "--json", str(RTC_BUG)])
+    assert as_qemu.exit_code == 3 and json.loads(as_qemu.output)["divergence"]["line"] > 0
+    assert json.loads(as_qemu.output)["as_qemu_does"] == ["qemu-rtc-divider-held-time-jump"]
+    lost = CliRunner().invoke(main, ["check", "--json", "--from", "i8254:2",
+                                     str(SCENARIOS[0].parent / "pit-interrupt-disabled-by-hpet-legacy.trace")])
+    assert lost.exit_code == 1 and json.loads(lost.output)["as_qemu_does"] == []
     usage = CliRunner().invoke(main, ["check", "--from", "i8254", path])
     assert usage.exit_code == 2
 
@@ -134,7 +138,7 @@ def test_cli_check_exit_codes_and_json():
 def test_a_counterexample_file_replays_the_same_verdict(tmp_path):
     out = tmp_path / "cx.trace"
     result = CliRunner().invoke(main, ["check", "--downtime", "7", "--counterexample", str(out), str(RTC_BUG)])
-    assert result.exit_code == 1 and out.exists()
+    assert result.exit_code == 3 and out.exists()
     replay = checker.check(out.read_text())
     original = checker.check(RTC_BUG.read_text(), downtime=7)
     assert replay.status == original.status == "diverges"

@@ -1,9 +1,9 @@
 """The migration properties, on random scenarios from vmstate.strategies.
 
 (a) A same-version migration is invisible to the guest, except exactly where
-QEMU 7.2's own migration is visible (vmstate.fuzz.campaign.KNOWN_DIVERGENCES); a
-migration from an older version is invisible too, except for the state that
-version cannot carry (vmstate.check.matrix.KNOWN_LIMITS).
+QEMU 7.2's own migration is visible (vmstate.check.known.KNOWN_DIVERGENCES);
+a migration from an older version is invisible too, except for the state
+that version cannot carry (vmstate.check.known.KNOWN_LIMITS).
 (b) Save, restore, save again: a fixed point from the second save on.
 (c) Differential against QEMU 7.2 itself (marked oracle).
 """
@@ -15,13 +15,17 @@ from hypothesis import strategies as st
 
 from differential import COUNTEREXAMPLES, SCENARIOS
 from vmstate.check import checker
+from vmstate.check.known import KNOWN_DIVERGENCES, limits_of
+from vmstate.check.report import changed_fields
+from vmstate.core.clock import EventBudget
+from vmstate.core.errors import EventBudgetExceeded
 from vmstate.fuzz import campaign as fuzz
 from vmstate.machine import migration
-from vmstate.wire.table import to_container
 from vmstate.machine.pc import PcMachine
-from vmstate.trace.qtest import Runner, parse_pragmas, parse_trace
-from vmstate.check.report import changed_fields
-from vmstate.strategies import DEVICES, migrations, scenarios, versions
+from vmstate.strategies import migrations, scenarios, versions
+from vmstate.trace.qtest import Runner, parse_trace
+from vmstate.wire.table import to_container
+
 
 def FAST(max_examples: int):
     return settings(max_examples=max_examples, deadline=None, database=None,
@@ -41,16 +45,7 @@ def test_a_same_version_migration_is_invisible_but_where_qemu_shows_it(trace):
     outcome = _judge(trace)
     assert not outcome.failed, checker.counterexample(trace, outcome.verdict)
     if outcome.status == "known":
-        assert set(outcome.known) <= set(fuzz.KNOWN_DIVERGENCES)
-
-
-def _limit(device: str, version: int):
-    from vmstate.check.matrix import KNOWN_LIMITS
-
-    for limit in KNOWN_LIMITS:
-        if limit.device == device and version in limit.versions:
-            return limit
-    return None
+        assert set(outcome.known) <= set(KNOWN_DIVERGENCES)
 
 
 @FAST(60)
@@ -65,16 +60,14 @@ def test_a_migration_from_an_older_version_loses_only_what_that_version_lacks(da
     outcome = _judge(trace)
     if not outcome.failed:
         return
-    limits = [lim for lim in (_limit(d, v) for d, v in older.items()) if lim is not None]
+    limits = limits_of(older)
     verdict = outcome.verdict
     if verdict.status == "refused":
-        assert any(type(verdict.refusal).__name__ in lim.refuses for lim in limits), verdict.refusal
+        assert any(lim.explains(error=type(verdict.refusal).__name__) for lim in limits), verdict.refusal
         return
-    suspects = set(changed_fields(verdict.divergence))
-    lacking = {path for lim in limits for path in lim.lacks}
-    # a field a limit lacks may show under a more precise path (clock, i8254.irq_disabled ...)
-    assert limits and suspects and all(any(s == p or s.startswith(p + ".") or s.startswith(p + "[")
-                                           for p in lacking) or s.startswith("mc146818rtc.periodic")
+    suspects = changed_fields(verdict.divergence)
+    # the RTC's periodic re-phase is QEMU's own at every version
+    assert limits and suspects and all(any(lim.explains((s,)) for lim in limits) or s.startswith("mc146818rtc.periodic")
                                        for s in suspects), checker.counterexample(trace, verdict)
 
 
@@ -82,19 +75,19 @@ def test_the_periodic_rephase_is_recognized_as_qemus_own():
     text = (SCENARIOS / "rtc-periodic-coalesced.trace").read_text()
     verdict = checker.check(text)
     assert verdict.status == "diverges"
-    assert fuzz.known_qemu_divergence(text, verdict) == (fuzz.RTC_PERIODIC_REPHASE,)
+    assert verdict.known == ("qemu-rtc-periodic-rephase",)
     assert fuzz.check_scenario(text).status == "known"
 
 
 def test_the_divider_held_jump_is_recognized_as_qemus_own():
     text = (COUNTEREXAMPLES / "qemu-rtc-divider-held-time-jumps.trace").read_text()
-    assert fuzz.known_qemu_divergence(text, checker.check(text)) == (fuzz.RTC_DIVIDER_HELD_JUMP,)
+    assert checker.check(text).known == ("qemu-rtc-divider-held-time-jump",)
 
 
 def test_the_hpet_stray_timer_is_recognized_as_qemus_own():
     """Found by this fuzzer and reproduced on QEMU 7.2: timer 3 is not migrated."""
     text = "writel 0xfed00160 0x404\nmigrate\nreadl 0xfed00160\n"
-    assert fuzz.known_qemu_divergence(text, checker.check(text)) == (fuzz.HPET_STRAY_TIMER,)
+    assert checker.check(text).known == ("qemu-hpet-stray-timer-not-migrated",)
 
 
 def test_a_lost_field_next_to_a_known_divergence_is_not_excused():
@@ -109,7 +102,7 @@ def test_a_lost_field_next_to_a_known_divergence_is_not_excused():
     assert fuzz.check_scenario(text).status == "known"
     outcome = fuzz.check_scenario(text, sections)
     assert outcome.status == "diverges"
-    assert fuzz.known_qemu_divergence(text, outcome.verdict, sections) is None
+    assert outcome.verdict.known == ()
 
 
 def test_an_over_budget_scenario_is_set_aside_not_judged():
@@ -120,7 +113,7 @@ def test_an_over_budget_scenario_is_set_aside_not_judged():
 
 # -- (b) round trip ------------------------------------------------------------------------
 def _machine_after(trace: str) -> PcMachine:
-    runner = Runner(PcMachine(), migrate=lambda machine, command: machine)
+    runner = Runner(PcMachine(budget=EventBudget(fuzz.EVENT_BUDGET)), migrate=lambda machine, command: machine)
     for _ in runner.run(parse_trace(trace)):
         pass
     return runner.machine
@@ -148,11 +141,10 @@ def test_b_save_restore_save_is_a_fixed_point_from_the_second_save(trace, chosen
 
     ``timer`` version 1 is left out: it does not carry the virtual time, so
     its destination restarts at time 0 and may rightly refuse the rest
-    (vmstate.check.matrix.KNOWN_LIMITS, "no-virtual-time")."""
+    (vmstate.check.known.KNOWN_LIMITS, "no-virtual-time")."""
     try:
-        with fuzz.event_budget():
-            machine = _machine_after(trace)
-    except fuzz._OverBudget:
+        machine = _machine_after(trace)
+    except EventBudgetExceeded:
         assume(False)
     first = migration.save(machine, chosen)
     second = migration.save(migration.restore(first, **machine.options), chosen)
@@ -168,7 +160,8 @@ def test_b_save_restore_save_is_a_fixed_point_from_the_second_save(trace, chosen
 
 # -- (c) differential against QEMU 7.2 --------------------------------------------------------
 def _ours(trace: str) -> list[str]:
-    runner = Runner(PcMachine(), migrate=lambda machine, command: migration.migrate_as_the_reference_does(machine))
+    runner = Runner(PcMachine(budget=EventBudget(fuzz.EVENT_BUDGET)),
+                    migrate=lambda machine, command: migration.migrate_as_the_reference_does(machine))
     return list(runner.run(parse_trace(trace)))
 
 
@@ -185,9 +178,8 @@ def test_c_random_traces_print_what_qemu_prints(trace):
     """Random traces, migrate lines included: vmstate migrating as the
     reference harness does against QEMU migrating for real."""
     try:
-        with fuzz.event_budget():
-            ours = _ours(trace)
-    except fuzz._OverBudget:
+        ours = _ours(trace)
+    except EventBudgetExceeded:
         assume(False)
     from vmstate.trace.oracle import first_difference
 

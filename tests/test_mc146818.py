@@ -19,6 +19,7 @@ from fractions import Fraction
 import pytest
 
 from devices.mc146818 import Rtc, RtcState
+from vmstate.core.irq import IrqLine
 from vmstate.machine.pc import PcMachine
 
 NS = 1_000_000_000
@@ -485,7 +486,7 @@ def test_set_state_on_a_qtest_destination():
 def test_rtc_rejects_an_unknown_clock():
     m = machine()
     with pytest.raises(ValueError):
-        Rtc(m.clock, m.host, m.rtc_out, 0, "rt")
+        Rtc(m.clock, m.host, IrqLine(), 0, "rt")
 
 
 # -- where QEMU 7.2 departs from the datasheet -----------------------------------------

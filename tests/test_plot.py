@@ -65,7 +65,7 @@ def test_migrations_are_placed_at_their_virtual_time():
 def test_cli_check_writes_the_picture_and_keeps_its_exit_code(tmp_path):
     out = tmp_path / "runs.svg"
     result = CliRunner().invoke(main, ["check", "--plot", str(out), str(PERIODIC)])
-    assert result.exit_code == 1 and out.exists()
+    assert result.exit_code == 3 and out.exists()   # QEMU 7.2's own re-phase
     assert ET.parse(out).getroot().tag == f"{SVG}svg"
 
 

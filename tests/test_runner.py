@@ -7,7 +7,9 @@ from click.testing import CliRunner
 from vmstate.cli import main
 from vmstate.core.errors import TraceError
 from vmstate.machine.pc import PcMachine
-from vmstate.trace.qtest import Runner, parse_number, parse_pragmas, parse_trace
+from vmstate.trace.load import load_trace, parse_pragmas
+from vmstate.trace.numbers import parse_number
+from vmstate.trace.qtest import Runner, parse_trace
 
 PM_ON = "outl 0xcf8 0x80000b40\noutl 0xcfc 0x601\noutl 0xcf8 0x80000b80\noutl 0xcfc 0x1\n"
 
@@ -92,9 +94,13 @@ def test_numbers_parse_as_c_strtoul_base_zero():
 
 def test_pragmas_set_machine_options_and_unknown_ones_are_refused():
     assert parse_pragmas("#! rtc-base=2010-06-08T01:23:00 rtc-clock=host\ninb 0x70\n") == {
-        "rtc-base": "2010-06-08T01:23:00", "rtc-clock": "host"}
+        "rtc-base": ("2010-06-08T01:23:00", 1), "rtc-clock": ("host", 1)}
+    assert load_trace("#! rtc-clock=host\ninb 0x70\n", rtc_base="2010-06-08")[1] == {
+        "rtc_base": "2010-06-08", "rtc_clock": "host"}
     with pytest.raises(TraceError, match="line 1: unknown pragma"):
         parse_pragmas("#! speed=fast\n")
+    with pytest.raises(TraceError, match="line 2: rtc-clock must be"):
+        load_trace("# a comment\n#! rtc-clock=bogus\ninb 0x70\n")
 
 
 def test_migrate_continues_on_a_copy_with_the_same_observations():

@@ -17,11 +17,12 @@ from rich.console import Console
 from rich.table import Table
 
 from vmstate.check import checker
-from vmstate.machine import migration
-from vmstate.wire.table import to_container
-from vmstate.machine.pc import PcMachine
-from vmstate.trace.qtest import run_to_first_migrate
 from vmstate.check.report import render
+from vmstate.machine import migration
+from vmstate.machine.pc import PcMachine
+from vmstate.present import flatten, shown
+from vmstate.trace.load import run_to_first_migrate
+from vmstate.wire.table import to_container
 
 SCENARIO = """\
 #! rtc-base=2024-02-29T23:59:58 rtc-clock=vm
@@ -77,12 +78,10 @@ def _section_table(section) -> Table:
     table = Table(title=f"{section.idstr} (version {section.version})", title_justify="left")
     table.add_column("field")
     table.add_column("value", justify="right")
-    from vmstate.cli import _flatten
-
-    for name, value in _flatten(to_container(section.description, section.version, section.state)):
+    for name, value in flatten(to_container(section.description, section.version, section.state)):
         if section.idstr == "0000:00:01.3/piix4_pm" and not name.startswith(("ar.", "config")):
             continue
-        table.add_row(name, value)
+        table.add_row(name, shown(value))
     return table
 
 

@@ -6,7 +6,9 @@ machines: straight through, pausing at each migration point for the downtime
 point saves the machine to a stream, loads it into a fresh machine (possibly
 one that writes or loads other versions) and goes on there.  The two
 observation records must be equal event for event.  When they are not, the
-verdict says where they part and which fields the migration changed.
+verdict says where they part and which fields the migrations before that
+point changed, and whether the difference is exactly one QEMU 7.2 shows
+itself (:mod:`vmstate.check.known`).
 
 ``migrate`` lines may carry ``from=DEVICE:N,...`` (the versions the source
 writes), ``to=DEVICE:N,...`` (the highest versions the destination loads) and
@@ -14,28 +16,24 @@ writes), ``to=DEVICE:N,...`` (the highest versions the destination loads) and
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from deepdiff import DeepDiff
 
-from vmstate.machine import migration
-from vmstate.core.state import copy_state
-from vmstate.core.errors import StreamError, TraceError, UsageError
-from vmstate.machine.pc import PcMachine
+from vmstate.check.known import KNOWN_DIVERGENCES, Correction
+from vmstate.core.clock import EventBudget
+from vmstate.core.errors import StreamError, UsageError
 from vmstate.core.observe import Event, Observations
-from vmstate.trace.qtest import Command, Runner, parse_pragmas, parse_trace
-
-
-@dataclass(frozen=True)
-class Point:
-    """One migration: which line, what the source writes, what the
-    destination loads, and how long the machine is stopped."""
-
-    line: int
-    versions: dict[str, int]
-    highest: dict[str, int]
-    downtime: int
+from vmstate.core.state import copy_state
+from vmstate.machine import migration
+from vmstate.machine.migration import Point
+from vmstate.machine.pc import PcMachine
+from vmstate.trace.load import load_trace
+from vmstate.trace.points import migration_points
+from vmstate.trace.qtest import Command, Runner
+from vmstate.wire.table import to_container
 
 
 class Later:
@@ -90,64 +88,47 @@ class MigrationRecord:
 
 @dataclass
 class Divergence:
+    """Where the runs part: the event index and its trace line, both runs'
+    events there and just before, and the migrations before that line, the
+    latest first: the suspects are what they changed."""
+
     index: int
     line: int
     straight: Event | None
     migrated: Event | None
     before: list[tuple[Event, Event]]
-    migration: MigrationRecord | None
+    migrations: list[MigrationRecord] = field(default_factory=list)
+
+    @property
+    def migration(self) -> MigrationRecord | None:
+        """The last migration before the runs part."""
+        return self.migrations[0] if self.migrations else None
 
 
 @dataclass
 class Verdict:
-    status: str  # "equivalent", "diverges" or "refused"
+    """``status``: "equivalent", "diverges" or "refused".  A divergence
+    that is exactly one of QEMU 7.2's own has ``known`` naming it."""
+
+    status: str
     straight: Observations
     migrated: Observations
     migrations: list[MigrationRecord] = field(default_factory=list)
     divergence: Divergence | None = None
     refusal: StreamError | None = None
     refused_at: int | None = None
+    known: tuple[str, ...] = ()
 
     @property
     def equivalent(self) -> bool:
         return self.status == "equivalent"
 
 
-def _versions(text: str, line: int) -> dict[str, int]:
-    try:
-        return migration.parse_versions(text)
-    except UsageError as err:
-        raise TraceError(str(err), line) from None
+class Refused(Exception):
+    """The destination refused a stream at a migration point."""
 
-
-def migration_points(commands: list[Command], versions: dict[str, int] | None = None,
-                     highest: dict[str, int] | None = None, downtime: int = 0) -> dict[int, Point]:
-    """Each ``migrate`` line's point, its options overriding the defaults."""
-    points = {}
-    for command in commands:
-        if command.name != "migrate":
-            continue
-        options = dict(command.args)
-        unknown = set(options) - {"from", "to", "downtime"}
-        if unknown:
-            raise TraceError(f"unknown migrate option {sorted(unknown)[0]!r} (from=, to=, downtime=)",
-                             command.line, command.text)
-        try:
-            pause = int(options["downtime"], 0) if "downtime" in options else downtime
-        except ValueError:
-            raise TraceError(f"downtime {options['downtime']!r} is not a number", command.line, command.text) from None
-        if pause < 0:
-            raise TraceError("downtime cannot be negative", command.line, command.text)
-        points[command.line] = Point(
-            command.line,
-            _versions(options["from"], command.line) if "from" in options else dict(versions or {}),
-            _versions(options["to"], command.line) if "to" in options else dict(highest or {}),
-            pause)
-    return points
-
-
-class _Refused(Exception):
     def __init__(self, error: StreamError, line: int):
+        super().__init__(str(error))
         self.error = error
         self.line = line
 
@@ -178,8 +159,8 @@ class _Frozen:
     states, its clock), taken when the migration happens, so that the diff
     can be computed later, when a report asks for it, exactly as then."""
 
-    def __init__(self, machine, live: dict):
-        self.devices = {name: _Held(dev.get_state() if hasattr(dev, "live_state") else live[name])
+    def __init__(self, machine: PcMachine, live: dict):
+        self.devices = {name: _Held(dev.get_state() if dev.converts_on_save else live[name])
                         for name, dev in machine.devices.items()}
         self.clock = _Moment(machine.clock.now)
 
@@ -188,8 +169,6 @@ def _stream_diff(data: bytes, machine, point: Point, sections) -> dict:
     """What changed between the stream that was sent and the destination
     saved again at the same versions: a field the load dropped or
     mis-converted shows here by its name."""
-    from vmstate.wire.table import to_container
-
     again = migration.save(machine, point.versions, sections)
     sent = migration.decode(data, machine, sections=sections)
     back = migration.decode(again, machine, sections=sections)
@@ -197,63 +176,99 @@ def _stream_diff(data: bytes, machine, point: Point, sections) -> dict:
     return _state_diff(flat(sent), flat(back))
 
 
-def run(commands: list[Command], options: dict, points: dict[int, Point], migrate: bool,
-        records: list[MigrationRecord] | None = None, sections=None) -> Observations:
-    """One run of a scenario; ``migrate`` says whether the points migrate or
-    only pause."""
+def recorder(records: list[MigrationRecord], sections) -> Callable:
+    """An ``after_migration`` hook for :func:`run` keeping a record of each
+    migration.  The source is never run again, so its state can be read
+    when the diff is; the destination runs on, so it is read now."""
 
-    def at_point(machine, command):
+    def record(source: PcMachine, twin: PcMachine, point: Point, data: bytes) -> None:
+        after = twin.get_state()
+        frozen = _Frozen(twin, after)
+        records.append(MigrationRecord(
+            point, len(data),
+            Later(lambda: _state_diff(source.get_state(), after)),
+            Later(lambda: _stream_diff(data, frozen, point, sections))))
+    return record
+
+
+def run(commands: list[Command], options: dict, points: dict[int, Point], migrate: bool, sections=None, *,
+        at_point: Callable[[PcMachine], None] | None = None,
+        after_migration: Callable[[PcMachine, PcMachine, Point, bytes], None] | None = None,
+        corrections: Iterable[Correction] = (), applied: set | None = None,
+        budget: EventBudget | None = None) -> tuple[Observations, PcMachine]:
+    """One run of a scenario: ``migrate`` says whether the points migrate or
+    only pause.  Hooks: ``at_point(machine)`` before each point,
+    ``after_migration(source, destination, point, stream)`` after each
+    migration; ``corrections`` (see :mod:`vmstate.check.known`) are applied
+    to each destination, those that applied added to ``applied``.  Returns
+    the observations and the machine the run ended on.  A refused stream
+    raises :class:`Refused`; ``budget`` bounds the timer events of all the
+    run's machines together."""
+    sections = migration.SECTIONS if sections is None else sections
+
+    def at_line(machine: PcMachine, command: Command) -> PcMachine:
+        if at_point is not None:
+            at_point(machine)
         point = points[command.line]
         if not migrate:
             machine.host.pause(point.downtime)
             return machine
-        data = migration.save(machine, point.versions, sections)
         try:
-            twin = migration.restore(data, highest=point.highest, sections=sections, **machine.options)
+            twin, data = migration.migrate(machine, point, sections)
         except StreamError as err:
-            raise _Refused(err, command.line) from None
-        twin.host.paused_total = machine.host.paused_total
-        twin.host.pause(point.downtime)
-        if records is not None:
-            # The source is never run again, so its state can be read when
-            # the diff is; the destination runs on, so it is read now.
-            after = twin.get_state()
-            frozen = _Frozen(twin, after)
-            records.append(MigrationRecord(
-                point, len(data),
-                Later(lambda source=machine, after=after: _state_diff(source.get_state(), after)),
-                Later(lambda frozen=frozen: _stream_diff(data, frozen, point, sections))))
+            raise Refused(err, command.line) from None
+        for correct in corrections:
+            if correct(machine, twin) and applied is not None:
+                applied.add(correct)
+        if after_migration is not None:
+            after_migration(machine, twin, point, data)
         return twin
 
-    runner = Runner(PcMachine(**options), migrate=at_point)
+    runner = Runner(PcMachine(**options, budget=budget), migrate=at_line)
     for _ in runner.run(commands):
         pass
-    return runner.session.observations
+    return runner.session.observations, runner.machine
+
+
+@dataclass
+class Scenario:
+    """A scenario ready to run: commands, machine options, points."""
+
+    commands: list[Command]
+    options: dict
+    points: dict[int, Point]
+
+    @classmethod
+    def of(cls, scenario: str | list[Command], source_versions=None, destination_versions=None,
+           downtime: int = 0, rtc_base: str | None = None, rtc_clock: str | None = None) -> "Scenario":
+        if isinstance(scenario, str):
+            commands, options = load_trace(scenario, rtc_base, rtc_clock)
+        else:
+            commands, options = list(scenario), load_trace("", rtc_base, rtc_clock)[1]
+        return cls(commands, options, migration_points(commands, source_versions, destination_versions, downtime))
 
 
 def check(scenario: str | list[Command], source_versions: dict[str, int] | None = None,
           destination_versions: dict[str, int] | None = None, downtime: int = 0,
           rtc_base: str | None = None, rtc_clock: str | None = None, context: int = 5,
-          sections=None) -> Verdict:
+          sections=None, known: bool = True) -> Verdict:
     """Run a scenario straight and migrated and compare what the guest saw.
 
     ``source_versions`` are the versions the source writes at every point,
     ``destination_versions`` the highest the destination loads (a missing
-    device means current); ``migrate`` lines may override both."""
-    if isinstance(scenario, str):
-        pragmas = parse_pragmas(scenario)
-        commands = parse_trace(scenario)
-    else:
-        pragmas, commands = {}, scenario
-    options = {"rtc_base": rtc_base or pragmas.get("rtc-base", "2000-01-01T00:00:00"),
-               "rtc_clock": rtc_clock or pragmas.get("rtc-clock", "vm")}
+    device means current); ``migrate`` lines may override both.  With
+    ``known``, a divergence is searched for QEMU 7.2's own (the verdict's
+    ``known`` names them).  A scenario without a ``migrate`` line proves
+    nothing and is refused."""
+    s = Scenario.of(scenario, source_versions, destination_versions, downtime, rtc_base, rtc_clock)
+    if not s.points:
+        raise UsageError("the scenario has no migrate line: there is no migration to check")
     sections = migration.SECTIONS if sections is None else sections
-    points = migration_points(commands, source_versions, destination_versions, downtime)
-    straight = run(commands, options, points, migrate=False)
+    straight, _ = run(s.commands, s.options, s.points, False, sections)
     records: list[MigrationRecord] = []
     try:
-        migrated = run(commands, options, points, migrate=True, records=records, sections=sections)
-    except _Refused as refused:
+        migrated, _ = run(s.commands, s.options, s.points, True, sections, after_migration=recorder(records, sections))
+    except Refused as refused:
         return Verdict("refused", straight, Observations(), records, refusal=refused.error,
                        refused_at=refused.line)
     index = straight.first_divergence(migrated)
@@ -262,47 +277,54 @@ def check(scenario: str | list[Command], source_versions: dict[str, int] | None 
     a = straight.events[index] if index < len(straight.events) else None
     b = migrated.events[index] if index < len(migrated.events) else None
     line = (a or b).op
-    last = None
-    for record in records:
-        if record.point.line < line:
-            last = record
+    earlier = [r for r in reversed(records) if r.point.line < line]
     before = list(zip(straight.events[max(0, index - context):index], migrated.events[max(0, index - context):index]))
-    return Verdict("diverges", straight, migrated, records, Divergence(index, line, a, b, before, last))
+    verdict = Verdict("diverges", straight, migrated, records, Divergence(index, line, a, b, before, earlier))
+    if known:
+        verdict.known = known_divergence(s, sections, straight) or ()
+    return verdict
 
 
-def _format_versions(versions: dict[str, int]) -> str:
-    return ",".join(f"{name}:{number}" for name, number in sorted(versions.items()))
+def known_divergence(s: Scenario, sections, straight: Observations) -> tuple[str, ...] | None:
+    """Which of QEMU 7.2's own visible migrations explain a diverging
+    scenario, or None when they do not explain it all.
+
+    A divergence is *known* when the migrated run, with each destination
+    corrected for those QEMU conversions only, observes exactly what the
+    straight run observes, and every correction named applied.  The
+    smallest set is returned."""
+    try:
+        for size in range(1, len(KNOWN_DIVERGENCES) + 1):
+            for names in itertools.combinations(KNOWN_DIVERGENCES, size):
+                applied: set = set()
+                fixes = [KNOWN_DIVERGENCES[n].correct for n in names]
+                migrated, _ = run(s.commands, s.options, s.points, True, sections, corrections=fixes, applied=applied)
+                if migrated.first_divergence(straight) is None and len(applied) == size:
+                    return names
+    except Refused:
+        return None
+    return None
 
 
 def counterexample(scenario: str | list[Command], verdict: Verdict, source_versions=None,
                    destination_versions=None, downtime: int = 0, rtc_base: str | None = None,
                    rtc_clock: str | None = None) -> str:
     """A trace that replays the check exactly: its machine pragma, and every
-    ``migrate`` line spelling out its versions and downtime."""
-    if isinstance(scenario, str):
-        pragmas = parse_pragmas(scenario)
-        commands = parse_trace(scenario)
-    else:
-        pragmas, commands = {}, scenario
-    base = rtc_base or pragmas.get("rtc-base", "2000-01-01T00:00:00")
-    clock = rtc_clock or pragmas.get("rtc-clock", "vm")
-    points = migration_points(commands, source_versions, destination_versions, downtime)
-    lines = [f"#! rtc-base={base} rtc-clock={clock}", f"# vmstate check: {verdict.status}"]
+    ``migrate`` line spelling out its versions and downtime.  The lines it
+    names are its own (one command a line, after the header)."""
+    s = Scenario.of(scenario, source_versions, destination_versions, downtime, rtc_base, rtc_clock)
+    header = [f"#! rtc-base={s.options['rtc_base']} rtc-clock={s.options['rtc_clock']}",
+              f"# vmstate check: {verdict.status}" + (f" (as QEMU 7.2: {', '.join(verdict.known)})"
+                                                      if verdict.known else "")]
+    told = verdict.divergence is not None or verdict.refusal is not None
+    first = len(header) + told + 1
+    renumber = {c.line: first + i for i, c in enumerate(s.commands)}
     if verdict.divergence is not None:
         d = verdict.divergence
-        lines.append(f"# the runs part at line {d.line}: straight {d.straight}, migrated {d.migrated}")
+        header.append(f"# the runs part at line {renumber.get(d.line, d.line)}: straight {d.straight}, "
+                      f"migrated {d.migrated}")
     if verdict.refusal is not None:
-        lines.append(f"# refused at line {verdict.refused_at}: {verdict.refusal}")
-    for command in commands:
-        if command.name == "migrate":
-            point = points[command.line]
-            words = ["migrate"]
-            if point.versions:
-                words.append(f"from={_format_versions(point.versions)}")
-            if point.highest:
-                words.append(f"to={_format_versions(point.highest)}")
-            words.append(f"downtime={point.downtime}")
-            lines.append(" ".join(words))
-        else:
-            lines.append(command.text)
-    return "\n".join(lines) + "\n"
+        header.append(f"# refused at line {renumber.get(verdict.refused_at, verdict.refused_at)}: {verdict.refusal}")
+    body = [" ".join(["migrate", *s.points[c.line].words()]) if c.name == "migrate" else c.text
+            for c in s.commands]
+    return "\n".join(header + body) + "\n"

@@ -6,7 +6,7 @@ older format allows, so a cell is judged against the same scenario migrated
 at the current versions, not against a run that never migrated: a scenario
 that QEMU 7.2 itself gets wrong at the same version (its RTC re-phases the
 periodic interrupt on every load) then counts against no pair.  What an old
-format cannot carry is written down in :data:`KNOWN_LIMITS`, read from the
+format cannot carry is written down in ``KNOWN_LIMITS``, read from the
 schemas and QEMU 7.2's VMStateDescriptions and post_load hooks, each with
 the smallest scenario that makes it visible; a cell that diverges (or is
 refused, other than for a version too new) for any other reason is a bug.
@@ -20,48 +20,15 @@ from typing import Callable
 
 from schemas import SECTIONS
 from vmstate.check import checker
-from vmstate.core.paths import SCENARIOS
-from vmstate.core.errors import UsageError, VersionTooNew
+from vmstate.check.known import KNOWN_LIMITS, Limit, limit_for
 from vmstate.check.report import changed_fields, migration_fields
+from vmstate.core.errors import UsageError, VersionTooNew
+from vmstate.core.paths import SCENARIOS
+from vmstate.machine import names
+from vmstate.trace.load import expected_divergence
 
 LIBRARY = SCENARIOS
 
-
-@dataclass(frozen=True)
-class Limit:
-    """State an old version of a section does not carry.  ``lacks`` are the
-    state paths (as the checker names suspects) a migration through such a
-    stream changes; ``refuses`` the errors a destination may raise instead of
-    loading a stream the loss makes inconsistent."""
-
-    key: str
-    device: str
-    versions: tuple[int, ...]
-    lacks: tuple[str, ...]
-    instead: str
-    scenario: str
-    refuses: tuple[str, ...] = ()
-
-
-KNOWN_LIMITS: tuple[Limit, ...] = (
-    Limit("no-virtual-time", "timer", (1,), ("clock",),
-          "cpu_clock_offset is VMSTATE_INT64_V(..., 2): the destination's virtual clock stays at its own "
-          "time (0 on a fresh machine), so every later deadline and clock answer moves; with the HPET "
-          "enabled its carried offset contradicts that time and the destination refuses the stream",
-          "virtual-clock-after-time-zero", refuses=("InvalidField",)),
-    Limit("no-irq-disabled", "i8254", (2,), ("i8254.irq_disabled", "i8254.irq_timer"),
-          "channels[0].irq_disabled is VMSTATE_UINT32_V(..., 3): the destination keeps its own (0), so "
-          "pit_post_load re-arms channel 0's timer while the HPET's legacy replacement holds IRQ 0; its "
-          "edges are dropped by the HPET, but its deadline is one a bare clock_step stops at",
-          "pit-interrupt-disabled-by-hpet-legacy"),
-    Limit("no-time-base", "mc146818rtc", (1, 2),
-          ("mc146818rtc.base_rtc", "mc146818rtc.last_update", "mc146818rtc.offset",
-           "mc146818rtc.update_timer", "mc146818rtc.next_alarm_time"),
-          "base_rtc, last_update, offset, update_timer and next_alarm_time are _V(..., 3): rtc_post_load "
-          "re-bases the clock on the CMOS bytes with a sub-second offset of 0 (rtc_set_time) and re-arms "
-          "the update timer, so the second restarts at the load and updates, UIP and alarms come late",
-          "rtc-half-way-through-a-second"),
-)
 
 STATUSES = ("equivalent", "refused", "diverges")
 
@@ -121,7 +88,7 @@ def multi_version(sections=SECTIONS) -> dict[str, tuple[int, int]]:
     for schema in sections:
         low, high = schema.description.minimum, schema.description.version
         if low < high:
-            out[schema.device or schema.idstr] = (low, high)
+            out[schema.device] = (low, high)
     return out
 
 
@@ -130,6 +97,7 @@ def select(device: str | None = None, sections=SECTIONS) -> dict[str, tuple[int,
     versions = multi_version(sections)
     if device is None:
         return versions
+    device = names.device(device)
     if device not in versions:
         raise UsageError(f"no multi-version device {device!r}; one of {', '.join(sorted(versions))}")
     return {device: versions[device]}
@@ -146,15 +114,6 @@ def library() -> list[Path]:
     return found
 
 
-def expected_divergence(text: str) -> str | None:
-    """The field a scenario's ``# expect: diverges FIELD`` line says QEMU 7.2
-    itself changes across a same-version migration."""
-    for line in text.splitlines():
-        if line.startswith("# expect: diverges "):
-            return line.split()[3]
-    return None
-
-
 def _as_expected(text: str, verdict: checker.Verdict) -> bool:
     """A same-version check is the reference the cells are judged against,
     so it must itself be right: equivalent, or diverging where the scenario
@@ -163,15 +122,6 @@ def _as_expected(text: str, verdict: checker.Verdict) -> bool:
         return True
     expected = expected_divergence(text)
     return verdict.divergence is not None and expected in changed_fields(verdict.divergence)
-
-
-def _limit_for(device: str, saved: int, fields: tuple[str, ...] = (), error: str | None = None) -> Limit | None:
-    for limit in KNOWN_LIMITS:
-        if limit.device != device or saved not in limit.versions:
-            continue
-        if set(fields) & set(limit.lacks) or (error is not None and error in limit.refuses):
-            return limit
-    return None
 
 
 def _suspects(verdict: checker.Verdict, baseline: checker.Verdict, index: int) -> tuple[str, ...]:
@@ -195,14 +145,14 @@ def judge(device: str, saved: int, loading: int, scenario: str, verdict: checker
         error = type(verdict.refusal).__name__
         return Cell(**where, status="refused", error=error, message=str(verdict.refusal),
                     limit=None if saved > loading and error == VersionTooNew.__name__
-                    else _limit_for(device, saved, error=error))
+                    else limit_for(device, saved, error=error))
     if verdict.equivalent:
         return Cell(**where, status="equivalent")
     index = baseline.migrated.first_divergence(verdict.migrated)
     if index is None:
         return Cell(**where, status="equivalent")
     fields = _suspects(verdict, baseline, index)
-    return Cell(**where, status="diverges", fields=fields, limit=_limit_for(device, saved, fields))
+    return Cell(**where, status="diverges", fields=fields, limit=limit_for(device, saved, fields))
 
 
 def build(scenarios: list[Path] | None = None, device: str | None = None, sections=SECTIONS,
@@ -216,14 +166,14 @@ def build(scenarios: list[Path] | None = None, device: str | None = None, sectio
     surprises: list[str] = []
     for path in paths:
         text = path.read_text()
-        baseline = checker.check(text, sections=sections)
+        baseline = checker.check(text, sections=sections, known=False)
         baselines[path.stem] = baseline.status
         if not _as_expected(text, baseline):
             surprises.append(path.stem)
         for name, (low, high) in versions.items():
             for saved, loading in pairs(low, high):
                 verdict = checker.check(text, source_versions={name: saved}, destination_versions={name: loading},
-                                        sections=sections)
+                                        sections=sections, known=False)
                 cells.append(judge(name, saved, loading, path.stem, verdict, baseline))
                 if advance is not None:
                     advance(f"{path.stem} {name} v{saved}->v{loading}")

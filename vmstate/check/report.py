@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
-from rich.panel import Panel
-from rich.table import Table
-
 from vmstate.check.checker import Divergence, MigrationRecord, Verdict
+from vmstate.check.known import KNOWN_DIVERGENCES
 from vmstate.core.observe import Clock, Edge, Read
+from vmstate.present import console as make_console
+from vmstate.present import event_json
 
 
 def describe_event(event) -> str:
@@ -21,10 +20,6 @@ def describe_event(event) -> str:
     if isinstance(event, Clock):
         return f"clock -> {event.time} ns"
     return str(event)
-
-
-def _event_json(event) -> dict | None:
-    return None if event is None else {"kind": type(event).__name__.lower(), **event._asdict()}
 
 
 def _record_json(record: MigrationRecord) -> dict:
@@ -48,14 +43,16 @@ def _plain(value: Any) -> Any:
 
 def verdict_json(verdict: Verdict) -> dict:
     out: dict = {"status": verdict.status, "events": len(verdict.straight),
-                 "migrations": [_record_json(r) for r in verdict.migrations]}
+                 "migrations": [_record_json(r) for r in verdict.migrations],
+                 "as_qemu_does": list(verdict.known)}
     if verdict.divergence is not None:
         d = verdict.divergence
         out["divergence"] = {
             "index": d.index, "line": d.line,
-            "straight": _event_json(d.straight), "migrated": _event_json(d.migrated),
-            "before": [[_event_json(a), _event_json(b)] for a, b in d.before],
+            "straight": event_json(d.straight), "migrated": event_json(d.migrated),
+            "before": [[event_json(a), event_json(b)] for a, b in d.before],
             "migration": None if d.migration is None else _record_json(d.migration),
+            "suspects": [{"line": line, "fields": fields} for line, fields in suspects(d)],
             "fields": changed_fields(d),
         }
     if verdict.refusal is not None:
@@ -63,11 +60,24 @@ def verdict_json(verdict: Verdict) -> dict:
     return out
 
 
+def suspects(divergence: Divergence) -> list[tuple[int, list[str]]]:
+    """Each migration before the runs part that changed a field, latest
+    first, with its line and the fields it changed."""
+    found = []
+    for record in divergence.migrations:
+        fields = migration_fields(record)
+        if fields:
+            found.append((record.point.line, fields))
+    return found
+
+
 def changed_fields(divergence: Divergence) -> list[str]:
-    """The state paths the last migration changed: the suspects."""
-    if divergence.migration is None:
-        return []
-    return migration_fields(divergence.migration)
+    """The state paths the migrations before the runs part changed: the
+    suspects, the latest migration's first."""
+    paths: list[str] = []
+    for _, fields in suspects(divergence):
+        paths.extend(f for f in fields if f not in paths)
+    return paths
 
 
 def migration_fields(record: MigrationRecord) -> list[str]:
@@ -85,11 +95,22 @@ def migration_fields(record: MigrationRecord) -> list[str]:
     return paths
 
 
-def render(verdict: Verdict, console: Console | None = None) -> None:
-    console = console or Console()
-    colour = {"equivalent": "green", "diverges": "red", "refused": "yellow"}[verdict.status]
-    console.print(Panel(f"[bold {colour}]{verdict.status}[/]  ({len(verdict.straight)} observed events, "
+def headline(verdict: Verdict) -> str:
+    if verdict.known:
+        return "diverges exactly as QEMU 7.2 does"
+    return verdict.status
+
+
+def render(verdict: Verdict, console=None) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+
+    console = console or make_console()
+    colour = "cyan" if verdict.known else {"equivalent": "green", "diverges": "red", "refused": "yellow"}[verdict.status]
+    console.print(Panel(f"[bold {colour}]{headline(verdict)}[/]  ({len(verdict.straight)} observed events, "
                         f"{len(verdict.migrations)} migration(s))", title="vmstate check"))
+    for name in verdict.known:
+        console.print(f"[cyan]{name}[/]: {KNOWN_DIVERGENCES[name].why}")
     if verdict.refusal is not None:
         console.print(f"The destination refused the stream at line {verdict.refused_at}: {verdict.refusal}")
         return
@@ -106,11 +127,12 @@ def render(verdict: Verdict, console: Console | None = None) -> None:
         p = d.migration.point
         console.print(f"Last migration before it: line {p.line}, from {p.versions or 'current'} "
                       f"to {p.highest or 'current'}, downtime {p.downtime} ns")
-        fields = changed_fields(d)
-        if fields:
-            diff = Table("field the migration changed", title="Suspects")
+    found = suspects(d)
+    if found:
+        diff = Table("field a migration changed", "migrate line", title="Suspects")
+        for line, fields in found:
             for path in fields:
-                diff.add_row(path)
-            console.print(diff)
-        else:
-            console.print("The migration changed no field the stream carries: look for state it does not carry.")
+                diff.add_row(path, str(line))
+        console.print(diff)
+    elif d.migrations:
+        console.print("No migration changed a field the stream carries: look for state it does not carry.")

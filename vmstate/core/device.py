@@ -15,6 +15,9 @@ from typing import Any
 
 class Device:
     name: str
+    #: Whether a save converts the state first, so that :meth:`live_state`
+    #: differs from :meth:`get_state` (then both are overridden).
+    converts_on_save = False
 
     def get_state(self) -> Any:
         """The state as a save writes it."""

@@ -1,27 +1,22 @@
 """Fuzzing migration: random scenarios through the checker, failures shrunk
 to replayable traces.
 
-Three layers:
-
 - :func:`check_scenario` judges one scenario.  It runs it straight and
-  migrated exactly as :func:`vmstate.check.checker.check` does, but compares only
-  the observation records first (the checker's field diffs are what make a
+  migrated with :func:`vmstate.check.checker.run`, comparing only the
+  observation records first (the checker's field diffs are what make a
   check slow, and an equivalent run needs none); only a run that diverges
-  goes through :func:`vmstate.check.checker.check` for the full verdict.  It also
-  bounds the work a scenario may cause (:data:`EVENT_BUDGET` timer events),
-  so that a drawn 1 kHz interrupt run for two hours is set aside instead of
-  stalling a campaign, and records which device states the scenario reached.
-- :func:`known_qemu_divergence` recognizes the places where QEMU 7.2's own
-  migration is visible to a guest (README, "Where QEMU 7.2's own migration is
-  not invisible"), so that a property can accept exactly those.
+  goes through :func:`vmstate.check.checker.check` for the full verdict,
+  which also says whether QEMU 7.2 diverges the same way.  An event budget
+  bounds the work a scenario may cause, so that a drawn 1 kHz interrupt run
+  for two hours is set aside instead of stalling a campaign; the states the
+  scenario reached are recorded.
 - :func:`campaign` is ``vmstate fuzz``: hypothesis drawing
   :func:`vmstate.strategies.scenarios`, in one or more worker processes that
-  share hypothesis's example database, with live progress, every failure
-  shrunk and written as a trace that ``vmstate check`` replays.
+  share hypothesis's example database, with progress on a terminal, every
+  failure shrunk and written as a trace that ``vmstate check`` replays.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import json
@@ -31,14 +26,15 @@ import queue as queue_module
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from vmstate.check import checker
+from vmstate.core.clock import EventBudget
+from vmstate.core.errors import EventBudgetExceeded, UsageError
 from vmstate.machine import migration
-from vmstate.core.clock import NANOSECONDS_PER_SECOND, VirtualClock, muldiv64
-from vmstate.core.errors import StreamError, UsageError
-from vmstate.machine.pc import DEFAULT_RTC_BASE, PcMachine
-from vmstate.trace.qtest import Command, Runner, parse_pragmas, parse_trace
+from vmstate.machine.pc import PcMachine
+from vmstate.present import Progress
+from vmstate.trace.qtest import parse_trace
 
 #: Timer events (callbacks run by the virtual clock) one scenario may cause,
 #: straight and migrated runs together.  A step of hours is cheap while the
@@ -46,56 +42,6 @@ from vmstate.trace.qtest import Command, Runner, parse_pragmas, parse_trace
 #: over budget is *set aside*, not judged (hypothesis treats it as invalid
 #: and looks elsewhere, and never shrinks towards it).
 EVENT_BUDGET = 40_000
-
-RTC_PERIODIC_REPHASE = "qemu-rtc-periodic-rephase"
-RTC_DIVIDER_HELD_JUMP = "qemu-rtc-divider-held-time-jump"
-RTC_CHANGE_THROTTLE = "qtest-rtc-change-throttle"
-HPET_STRAY_TIMER = "qemu-hpet-stray-timer-not-migrated"
-
-#: The divergences QEMU 7.2 itself shows across a migration, with why.
-KNOWN_DIVERGENCES = {
-    RTC_PERIODIC_REPHASE:
-        "rtc_post_load re-arms the periodic timer one period after the load whenever its deadline is "
-        "ahead (always, on the virtual clock): the next periodic tick comes up to a period late",
-    RTC_DIVIDER_HELD_JUMP:
-        "rtc pre_save copies the running time into CMOS although the divider holds the clock "
-        "(register A 0x6x): the destination's time of day jumps to the running time",
-    RTC_CHANGE_THROTTLE:
-        "the monitor rate-limits RTC_CHANGE events with a timer on the virtual clock under qtest; it is "
-        "no device's state and is not migrated, so an argumentless clock_step stops at it only on the "
-        "source (a guest cannot see it: only a qtest client stepping to the next deadline can)",
-    HPET_STRAY_TIMER:
-        "the comparator one past num_timers (timer 3 at 0xfed00160), which QEMU's off-by-one range check "
-        "lets a guest program, is not in the hpet section: the destination has its own, at reset",
-}
-
-
-class _OverBudget(Exception):
-    """A scenario caused more timer events than its budget."""
-
-
-@contextlib.contextmanager
-def event_budget(limit: int = EVENT_BUDGET):
-    """Within this block, running more than ``limit`` timer callbacks raises
-    :class:`_OverBudget`.  The count is deterministic (the same scenario
-    always costs the same), which hypothesis needs to replay and shrink.
-    It wraps :meth:`VirtualClock.run_due`, the one place every timer of
-    every machine runs, for the block's duration only."""
-    original = VirtualClock.run_due
-    spent = [0]
-
-    def counted(self):
-        fired = original(self)
-        spent[0] += fired
-        if spent[0] > limit:
-            raise _OverBudget(spent[0])
-        return fired
-
-    VirtualClock.run_due = counted
-    try:
-        yield spent
-    finally:
-        VirtualClock.run_due = original
 
 
 # -- states reached ----------------------------------------------------------------
@@ -122,176 +68,7 @@ def state_signatures(machine: PcMachine) -> set[tuple]:
     return out
 
 
-# -- running a scenario --------------------------------------------------------------
-def _options(pragmas: dict, rtc_base: str | None, rtc_clock: str | None) -> dict:
-    return {"rtc_base": rtc_base or pragmas.get("rtc-base", DEFAULT_RTC_BASE),
-            "rtc_clock": rtc_clock or pragmas.get("rtc-clock", "vm")}
-
-
-Correction = Callable[[PcMachine, PcMachine], bool]
-
-
-def _run(commands: list[Command], options: dict, points: dict, migrate: bool, sections,
-         corrections: Iterable[Correction] = (), signatures: set | None = None, applied: set | None = None):
-    """One run, as :func:`vmstate.check.checker.run` does it.  ``corrections``
-    are applied to each destination (see :func:`known_qemu_divergence`);
-    ``signatures`` collects the states at each migration point and at the
-    end of the run."""
-    corrections = tuple(corrections)
-
-    def at_point(machine, command):
-        if signatures is not None:
-            signatures.update(state_signatures(machine))
-        point = points[command.line]
-        if not migrate:
-            machine.host.pause(point.downtime)
-            return machine
-        data = migration.save(machine, point.versions, sections)
-        twin = migration.restore(data, highest=point.highest, sections=sections, **machine.options)
-        twin.host.paused_total = machine.host.paused_total
-        twin.host.pause(point.downtime)
-        for correct in corrections:
-            if correct(machine, twin) and applied is not None:
-                applied.add(correct)
-        return twin
-
-    runner = Runner(PcMachine(**options), migrate=at_point)
-    for _ in runner.run(commands):
-        pass
-    if signatures is not None:
-        signatures.update(state_signatures(runner.machine))
-    return runner.session.observations
-
-
-# -- QEMU 7.2's own visible migrations -------------------------------------------------
-def _undo_periodic_rephase(source: PcMachine, twin: PcMachine) -> bool:
-    """rtc_post_load's re-phase, undone where the destination's periodic
-    deadline is exactly the one it computes (one period from the load, on
-    the 32 kHz grid) and the source's was another: then the source's
-    deadline is put back.  A deadline that differs in any other way is left
-    alone, so a real loss of ``next_periodic_time`` still shows."""
-    from devices.mc146818 import RTC_CLOCK_RATE, ticks_to_ns
-
-    src, dst = source.rtc, twin.rtc
-    if not dst.period or dst.period != src.period or not dst.periodic_timer.pending:
-        return False
-    now = dst._now()
-    rephased = ticks_to_ns(muldiv64(now, RTC_CLOCK_RATE, NANOSECONDS_PER_SECOND) + dst.period) + 1
-    if (dst.next_periodic_time, dst.periodic_timer.expire) != (rephased, rephased):
-        return False
-    if (src.next_periodic_time, src.periodic_timer.expire) == (rephased, rephased):
-        return False
-    dst.next_periodic_time = src.next_periodic_time
-    if src.periodic_timer.pending:
-        dst.periodic_timer.mod(src.periodic_timer.expire)
-    else:
-        dst.periodic_timer.delete()
-    return True
-
-
-def _undo_divider_jump(source: PcMachine, twin: PcMachine) -> bool:
-    """pre_save's running time in a held clock's CMOS, undone where the
-    destination's time bytes are exactly what pre_save wrote and the
-    source's live bytes (the frozen time) differ: those are put back."""
-    from devices.mc146818 import TIME_REGISTERS
-
-    src, dst = source.rtc, twin.rtc
-    if not src._divider_reset() or src.cmos[11] & 0x80:
-        return False
-    saved = src.get_state().cmos_data
-    changed = [i for i in TIME_REGISTERS if dst.cmos[i] != src.cmos[i]]
-    if not changed or any(dst.cmos[i] != saved[i] for i in changed):
-        return False
-    for i in changed:
-        dst.cmos[i] = src.cmos[i]
-    return True
-
-
-def _carry_change_throttle(source: PcMachine, twin: PcMachine) -> bool:
-    """The monitor's RTC_CHANGE rate limiter, carried over as if it had
-    been migrated (it is not device state; see :data:`KNOWN_DIVERGENCES`)."""
-    src, dst = source.rtc, twin.rtc
-    if not src.change_throttle.pending or dst.change_throttle.pending:
-        return False
-    dst.change_throttle.mod(src.change_throttle.expire)
-    dst.change_queued = src.change_queued
-    return True
-
-
-def _carry_stray_timer(source: PcMachine, twin: PcMachine) -> bool:
-    """The HPET's stray comparator, carried over where the destination's is
-    still at reset and the source's is not (QEMU never sends it)."""
-    src, dst = source.hpet, twin.hpet
-    n = src.num_timers
-    if n != dst.num_timers or n >= len(src.timers):
-        return False
-    mine, theirs = dst.timers[n].state(), src.timers[n].state()
-    if mine == theirs or mine != _pristine_stray(n):
-        return False
-    dst.timers[n].load(theirs)
-    return True
-
-
-_PRISTINE: dict[int, object] = {}
-
-
-def _pristine_stray(n: int):
-    if n not in _PRISTINE:
-        _PRISTINE[n] = PcMachine().hpet.timers[n].state()
-    return _PRISTINE[n]
-
-
-_CORRECTIONS: dict[str, Correction] = {
-    RTC_PERIODIC_REPHASE: _undo_periodic_rephase,
-    RTC_DIVIDER_HELD_JUMP: _undo_divider_jump,
-    RTC_CHANGE_THROTTLE: _carry_change_throttle,
-    HPET_STRAY_TIMER: _carry_stray_timer,
-}
-
-
-def known_qemu_divergence(scenario: str | list[Command], verdict: checker.Verdict | None = None,
-                          sections=None, source_versions=None, destination_versions=None, downtime: int = 0,
-                          rtc_base: str | None = None, rtc_clock: str | None = None) -> tuple[str, ...] | None:
-    """Which of QEMU 7.2's own visible migrations (:data:`KNOWN_DIVERGENCES`)
-    explain a diverging scenario, or None when they do not explain it all.
-
-    A divergence is *known* when the migrated run, with each destination
-    corrected for those QEMU conversions only, observes exactly what the
-    straight run observes.  Each correction recognizes its conversion by
-    the state it leaves -- the suspect fields must hold exactly the value
-    QEMU's code computes (the re-phased periodic deadline; the running time
-    pre_save wrote under a held divider), in the state where QEMU does it --
-    and undoes nothing else, so a lost field next to a known conversion is
-    still a failure.  The smallest set of corrections that makes the runs
-    agree is returned (an empty tuple for a verdict that does not diverge).
-    """
-    if verdict is not None and verdict.status == "equivalent":
-        return ()
-    if verdict is not None and verdict.status != "diverges":
-        return None
-    if isinstance(scenario, str):
-        pragmas, commands = parse_pragmas(scenario), parse_trace(scenario)
-    else:
-        pragmas, commands = {}, scenario
-    options = _options(pragmas, rtc_base, rtc_clock)
-    sections = migration.SECTIONS if sections is None else sections
-    points = checker.migration_points(commands, source_versions, destination_versions, downtime)
-    straight = _run(commands, options, points, False, sections)
-    try:
-        if _run(commands, options, points, True, sections).first_divergence(straight) is None:
-            return ()
-        for size in range(1, len(_CORRECTIONS) + 1):
-            for names in itertools.combinations(_CORRECTIONS, size):
-                applied: set = set()
-                fixes = [_CORRECTIONS[n] for n in names]
-                migrated = _run(commands, options, points, True, sections, fixes, applied=applied)
-                if migrated.first_divergence(straight) is None and len(applied) == size:
-                    return names
-    except StreamError:
-        return None
-    return None
-
-
+# -- judging a scenario ----------------------------------------------------------------
 @dataclass
 class Outcome:
     """What :func:`check_scenario` found.  ``status``: ``equivalent``,
@@ -314,31 +91,33 @@ def check_scenario(scenario: str, sections=None, budget: int = EVENT_BUDGET, acc
     """Judge one scenario (trace text): equivalent, a known QEMU divergence,
     a real divergence or refusal (with the checker's full verdict), or over
     budget.  ``sections`` replaces the schemas (planted bugs)."""
-    pragmas, commands = parse_pragmas(scenario), parse_trace(scenario)
-    options = _options(pragmas, None, None)
+    s = checker.Scenario.of(scenario, source_versions, destination_versions, downtime)
     used = migration.SECTIONS if sections is None else sections
-    points = checker.migration_points(commands, source_versions, destination_versions, downtime)
+    spent = EventBudget(budget)
     signatures: set = set()
+
+    def reached(machine) -> None:
+        signatures.update(state_signatures(machine))
+
     try:
-        with event_budget(budget):
-            straight = _run(commands, options, points, False, used, signatures=signatures)
-            try:
-                migrated = _run(commands, options, points, True, used)
-            except StreamError:
-                migrated = None
-    except _OverBudget:
+        straight, end = checker.run(s.commands, s.options, s.points, False, used, at_point=reached, budget=spent)
+        reached(end)
+        try:
+            migrated, _ = checker.run(s.commands, s.options, s.points, True, used, budget=spent)
+        except checker.Refused:
+            migrated = None
+    except EventBudgetExceeded:
         return Outcome("costly", signatures=signatures)
     if migrated is not None and migrated.first_divergence(straight) is None:
         return Outcome("equivalent", signatures=signatures)
     # Diverges or refused: the checker's full verdict, and whether QEMU 7.2
     # diverges the same way.  These runs cost what the ones above did.
-    verdict = checker.check(scenario, source_versions, destination_versions, downtime, sections=used)
+    verdict = checker.check(scenario, source_versions, destination_versions, downtime, sections=used,
+                            known=accept_known)
     if verdict.equivalent:
         return Outcome("equivalent", verdict, signatures=signatures)
-    if accept_known and verdict.status == "diverges":
-        known = known_qemu_divergence(scenario, verdict, used, source_versions, destination_versions, downtime)
-        if known:
-            return Outcome("known", verdict, known, signatures)
+    if verdict.known:
+        return Outcome("known", verdict, verdict.known, signatures)
     return Outcome(verdict.status, verdict, signatures=signatures)
 
 
@@ -444,8 +223,10 @@ class Config:
     shrink: bool = True
 
 
-def _property(config: Config, worker: int, report: Callable[[str, Any], None], deadline: float | None):
-    """The hypothesis test a worker runs: one scenario, judged."""
+def _property(config: Config, report: Callable[[str, Any], None]):
+    """The hypothesis test a worker runs: one scenario, judged.  Its verdict
+    depends on the scenario alone (never on the time), so that hypothesis's
+    shrinking and replaying see the same failure."""
     from hypothesis import HealthCheck, given, reject, settings
 
     from vmstate.strategies import scenarios
@@ -454,8 +235,6 @@ def _property(config: Config, worker: int, report: Callable[[str, Any], None], d
 
     @given(strategy)
     def migration_is_invisible(trace: str) -> None:
-        if deadline is not None and time.monotonic() > deadline:
-            return
         outcome = check_scenario(trace, config.sections, config.budget)
         report("example", outcome)
         if outcome.status == "costly":
@@ -470,33 +249,51 @@ def _property(config: Config, worker: int, report: Callable[[str, Any], None], d
     return migration_is_invisible, settings, HealthCheck
 
 
+#: A time-limited campaign runs in rounds sized to end near its deadline
+#: (the first round this long, later ones by the rate measured so far), and
+#: stops between rounds: a deadline never cuts a round short.
+FIRST_ROUND = 10
+MAX_ROUND = 200
+
+
 def _run_worker(config: Config, worker: int, report: Callable[[str, Any], None]) -> None:
     """Rounds of hypothesis runs until the example count or the time is up;
     each failure found is reported, shrunk."""
     from hypothesis import Phase, seed as hypothesis_seed
 
-    deadline = time.monotonic() + config.time_limit if config.time_limit else None
+    started = time.monotonic()
+    deadline = started + config.time_limit if config.time_limit else None
     database = None if config.derandomize else open_database(config.database, config.out / "database")
     total = config.examples
-    rounds = itertools.count()
-    while True:
-        index = next(rounds)
-        if deadline is not None and time.monotonic() >= deadline:
+    done = [0]
+
+    def counted(kind: str, payload) -> None:
+        done[0] += kind == "example"
+        report(kind, payload)
+
+    test, settings, health = _property(config, counted)
+    phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target]
+    if config.shrink:
+        phases.append(Phase.shrink)
+    for index in itertools.count():
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
             return
         if total is not None and total <= 0:
             return
-        size = total if deadline is None else min(total or 100, 100)
-        test, settings, health = _property(config, worker, report, deadline)
-        phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target]
-        if config.shrink:
-            phases.append(Phase.shrink)
-        test = settings(max_examples=size, deadline=None, database=database, derandomize=config.derandomize,
-                        suppress_health_check=list(health), phases=phases, report_multiple_bugs=False,
-                        print_blob=False)(test)
+        if deadline is None:
+            size = total
+        else:
+            rate = done[0] / (now - started) if done[0] else None
+            size = FIRST_ROUND if rate is None else max(1, min(MAX_ROUND, int(rate * (deadline - now))))
+            size = size if total is None else min(total, size)
+        round_test = settings(max_examples=size, deadline=None, database=database, derandomize=config.derandomize,
+                              suppress_health_check=list(health), phases=phases, report_multiple_bugs=False,
+                              print_blob=False)(test)
         if config.seed is not None and not config.derandomize:
-            test = hypothesis_seed(config.seed * 1009 + worker * 101 + index)(test)
+            round_test = hypothesis_seed(config.seed * 1009 + worker * 101 + index)(round_test)
         try:
-            test()
+            round_test()
         except _Found as found:
             report("failure", found)
             return
@@ -580,7 +377,7 @@ def _share(total: int | None, workers: int, index: int) -> int | None:
     return total // workers + (1 if index < total % workers else 0)
 
 
-def campaign(config: Config, progress: bool = True, console=None) -> Report:
+def campaign(config: Config, progress: bool = True) -> Report:
     """Run a campaign: ``config.workers`` processes (one in-process when 1),
     each drawing scenarios from :func:`vmstate.strategies.scenarios` on
     ``config.devices`` and judging them with :func:`check_scenario` against
@@ -595,7 +392,13 @@ def campaign(config: Config, progress: bool = True, console=None) -> Report:
     result = Report(workers=config.workers)
     signatures: set = set()
     started = time.monotonic()
-    bar = _Progress(config, progress, console)
+    timed = config.time_limit is not None
+    bar = Progress(f"fuzz {','.join(config.devices)}" + (" (seconds)" if timed else ""),
+                   config.time_limit if timed else config.examples,
+                   ("{task.fields[rate]:.1f} ex/s", "[red]{task.fields[failures]} failures[/]",
+                    "{task.fields[states]} states", "{task.fields[costly]} set aside"),
+                   {"rate": 0.0, "failures": 0, "states": 0, "costly": 0},
+                   enabled=None if progress else False, transient=False)
 
     def absorb(kind: str, worker: int, payload) -> None:
         if kind == "progress":
@@ -609,7 +412,8 @@ def campaign(config: Config, progress: bool = True, console=None) -> Report:
             raise RuntimeError(f"fuzz worker {worker} crashed: {payload}")
         result.states = len(signatures)
         result.seconds = time.monotonic() - started
-        bar.update(result)
+        bar.update(result.seconds if timed else result.examples, rate=result.rate, failures=len(result.failures),
+                   states=result.states, costly=result.costly)
 
     with bar:
         if config.workers == 1:
@@ -663,50 +467,6 @@ class _ListChannel:
         kind, worker, payload = message
         if kind != "done":
             self.absorb(kind, worker, payload)
-
-
-class _Progress:
-    """A rich progress bar: examples (of the total, or against the clock),
-    examples/s, failures, set-aside scenarios and distinct states reached."""
-
-    def __init__(self, config: Config, enabled: bool, console):
-        self.enabled = enabled
-        self.config = config
-        self.console = console
-        self.progress = None
-        self.task = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return self
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(
-            TextColumn("[bold]fuzz[/] {task.description}"), BarColumn(),
-            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
-            TextColumn("{task.fields[rate]:.1f} ex/s"),
-            TextColumn("[red]{task.fields[failures]} failures[/]"),
-            TextColumn("{task.fields[states]} states"),
-            TextColumn("{task.fields[costly]} set aside"),
-            TimeElapsedColumn(), console=self.console or Console(stderr=True), transient=False)
-        self.progress.__enter__()
-        total = self.config.examples if self.config.time_limit is None else self.config.time_limit
-        what = ",".join(self.config.devices) + (" (seconds)" if self.config.time_limit else "")
-        self.task = self.progress.add_task(what, total=total, rate=0.0, failures=0, states=0, costly=0)
-        return self
-
-    def update(self, result: Report) -> None:
-        if self.progress is None:
-            return
-        done = result.examples if self.config.time_limit is None else result.seconds
-        self.progress.update(self.task, completed=done, rate=result.rate, failures=len(result.failures),
-                             states=result.states, costly=result.costly)
-
-    def __exit__(self, *exc):
-        if self.progress is not None:
-            self.progress.__exit__(*exc)
-        return False
 
 
 def report_json(result: Report) -> str:

@@ -36,6 +36,9 @@ from vmstate.wire import stream
 from vmstate.wire.markers import EOF_MARKER, FULL
 from vmstate.wire.table import Leaf
 from vmstate.core.paths import FIXTURES
+from vmstate.machine.pc import PcMachine
+from vmstate.present import Progress, console
+from vmstate.trace.load import run_to_first_migrate
 from vmstate.core.errors import StreamError, UsageError
 
 CORPUS = FIXTURES / "hostile"
@@ -196,8 +199,6 @@ class Seed:
 
 
 def _run_to_migrate(path: Path):
-    from vmstate.trace.qtest import run_to_first_migrate
-
     machine = run_to_first_migrate(path.read_text())
     return machine, dict(machine.options)
 
@@ -426,14 +427,8 @@ def kind_of(error: StreamError, seed: Seed) -> tuple:
     return type(error).__name__, error.path or region(seed, error.offset), (error.offset or 0).bit_length()
 
 
-def _fresh(options: dict):
-    from vmstate.machine.pc import PcMachine
-
-    return PcMachine(**options)
-
-
 def _replay(data: bytes, options: dict) -> Outcome:
-    return probe(data, _fresh(options), measure=False)
+    return probe(data, PcMachine(**options), measure=False)
 
 
 def shrink(data: bytes, options: dict, signature: tuple) -> bytes:
@@ -613,17 +608,10 @@ def read_corpus(path: Path = CORPUS) -> list[tuple[dict, bytes]]:
 
 
 def run(inputs: int, seed: int, out: Path | None, as_json: bool) -> Report:
-    """``vmstate hostile``: the campaign with a progress bar on standard
-    error, then its report (and the corpus and violating inputs in ``out``)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    columns = (TextColumn("hostile streams"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}/s"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=as_json) as bar:
-        task = bar.add_task("restore", total=inputs, rate="-")
-        clock = time.perf_counter()
+    """``vmstate hostile``: the campaign with a progress bar (on a terminal),
+    then its report (and the corpus and violating inputs in ``out``)."""
+    clock = time.perf_counter()
+    with Progress("hostile streams", inputs, ("{task.fields[rate]}/s",), {"rate": "-"}) as bar:
         done = 0
 
         def advance(n: int) -> None:
@@ -631,7 +619,7 @@ def run(inputs: int, seed: int, out: Path | None, as_json: bool) -> Report:
             done += n
             if done % 50 == 0 or done == inputs:
                 elapsed = time.perf_counter() - clock
-                bar.update(task, completed=done, rate=f"{done / elapsed:.0f}" if elapsed else "-")
+                bar.update(done, rate=f"{done / elapsed:.0f}" if elapsed else "-")
 
         report = campaign(inputs, seed, advance)
     summary = report.to_json()
@@ -645,7 +633,7 @@ def run(inputs: int, seed: int, out: Path | None, as_json: bool) -> Report:
     if as_json:
         print(json.dumps(summary))
     else:
-        _render(summary, Console())
+        _render(summary, console())
     return report
 
 

@@ -4,151 +4,141 @@
 machine-type compatibility settings, here a ``versions`` map).  ``restore``
 decodes and validates the whole stream into copies of the destination's
 states first, and applies them only when everything has loaded: a stream
-that fails anywhere leaves the destination exactly as it was.
+that fails anywhere leaves the destination exactly as it was.  Every
+device, the virtual clock included, is a :class:`vmstate.core.device.Device`
+named as its section's schema says, so none is a special case here.
 """
 from __future__ import annotations
 
-from schemas import SECTIONS, SectionSchema
-from schemas.timer import TimerState
-from vmstate.wire import stream
-from vmstate.core.state import copy_state
+from dataclasses import dataclass, field
+
+from schemas import SECTIONS, SectionSchema, by_idstr
+from vmstate.core.clock import TimerState
 from vmstate.core.errors import UnknownSection, UsageError
-
-
-def _version_for(schema, versions: dict[str, int]) -> int:
-    description = schema.description
-    version = versions.get(schema.device or schema.idstr, versions.get(description.name, description.version))
-    if not description.minimum <= version <= description.version:
-        raise UsageError(f"{description.name} can be written as versions {description.minimum}.."
-                         f"{description.version}, not {version}")
-    return version
-
+from vmstate.core.state import owned
+from vmstate.machine.names import format_versions
+from vmstate.machine.pc import PcMachine
+from vmstate.wire import stream
 
 Schemas = list[SectionSchema]
 
 
-def _find(sections: Schemas, idstr: str) -> SectionSchema | None:
-    for schema in sections:
-        if schema.idstr == idstr:
-            return schema
-    return None
+@dataclass(frozen=True)
+class Point:
+    """One migration: at which trace line, the versions the source writes,
+    the highest the destination loads (a device left out: current), and the
+    host time that passes while the machine is stopped."""
+
+    line: int = 0
+    versions: dict[str, int] = field(default_factory=dict)
+    highest: dict[str, int] = field(default_factory=dict)
+    downtime: int = 0
+
+    def words(self) -> list[str]:
+        """The point as a ``migrate`` line's options."""
+        words = []
+        if self.versions:
+            words.append(f"from={format_versions(self.versions)}")
+        if self.highest:
+            words.append(f"to={format_versions(self.highest)}")
+        return words + [f"downtime={self.downtime}"]
 
 
-def save(machine, versions: dict[str, int] | None = None, sections: Schemas = SECTIONS) -> bytes:
+def _version_for(schema: SectionSchema, versions: dict[str, int]) -> int:
+    description = schema.description
+    version = versions.get(schema.device, description.version)
+    if not description.minimum <= version <= description.version:
+        raise UsageError(f"{schema.device} can be written as versions {description.minimum}.."
+                         f"{description.version}, not {version}")
+    return version
+
+
+def _known(names, schemas: Schemas, what: str) -> None:
+    unknown = set(names) - {s.device for s in schemas}
+    if unknown:
+        raise UsageError(f"{what}: no section for {', '.join(sorted(unknown))}")
+
+
+def save(machine: PcMachine, versions: dict[str, int] | None = None, sections: Schemas = SECTIONS) -> bytes:
     """The machine's device state as a QEMU 7.2 migration stream.
     ``sections`` replaces the schemas (the tests plant broken ones)."""
     versions = versions or {}
-    schemas = sections
-    unknown = versions and (set(versions) - {s.device or s.idstr for s in schemas}
-                            - {s.description.name for s in schemas})
-    if unknown:
-        raise UsageError(f"no section for {', '.join(sorted(unknown))}")
-    described = {s.device for s in schemas}
+    _known(versions, sections, "versions")
+    described = {s.device for s in sections}
     missing = [name for name in machine.devices if name not in described]
     if missing:
         raise UsageError(f"no schema for {', '.join(missing)}: its state cannot be saved")
-    sections = []
-    for schema in schemas:
-        if schema.device is None:
-            state = TimerState(0, machine.clock.now)
-        elif schema.device in machine.devices:
-            state = machine.devices[schema.device].get_state()
-        else:
-            continue
-        description = schema.description
-        if versions or not description.minimum <= description.version:
-            version = _version_for(schema, versions)
-        else:
-            version = description.version
-        sections.append((schema.idstr, 0, description, version, state))
-    return stream.write_items(sections)
+    items = [(schema.idstr, 0, schema.description, _version_for(schema, versions),
+              machine.devices[schema.device].get_state())
+             for schema in sections if schema.device in machine.devices]
+    return stream.write_items(items)
 
 
-def decode(data: bytes, machine, highest: dict[str, int] | None = None,
+def decode(data: bytes, machine: PcMachine, highest: dict[str, int] | None = None,
            sections: Schemas = SECTIONS) -> stream.Loaded:
     """Decode and validate a stream against ``machine`` without changing it.
     ``highest`` limits the versions each device loads, as an older
     destination would."""
     highest = highest or {}
+    _known(highest, sections, "highest versions")
 
     def lookup(idstr: str, instance_id: int):
-        schema = _find(sections, idstr)
-        if schema is None or instance_id != 0 or (schema.device is not None and schema.device not in machine.devices):
+        schema = by_idstr(idstr, sections)
+        if schema is None or instance_id != 0 or schema.device not in machine.devices:
             raise UnknownSection(f"no device {idstr!r} instance {instance_id} on this machine", None, idstr)
-        limit = highest.get(schema.device or schema.idstr, highest.get(schema.description.name))
-        if schema.device is None:
-            return schema.description, TimerState(0, machine.clock.now), limit
-        get_state = machine.devices[schema.device].get_state
-        state = get_state()
-        return schema.description, state if getattr(get_state, "fresh_state", False) else copy_state(state), limit
+        return schema.description, owned(machine.devices[schema.device].get_state), highest.get(schema.device)
 
-    def now(sections) -> int:
-        for section in sections:
-            if section.idstr == "timer":
+    def now(decoded) -> int:
+        """The stream's virtual time: its clock's, once decoded."""
+        for section in decoded:
+            if isinstance(section.state, TimerState):
                 return section.state.cpu_clock_offset
         return machine.clock.now
 
     return stream.read(data, lookup, now)
 
 
-def apply(loaded: stream.Loaded, machine, sections: Schemas = SECTIONS, clock: bool = True) -> None:
-    """Load the decoded states; ``clock=False`` leaves the virtual clock where
-    it is, as QEMU under qtest does (its clock is not in the stream)."""
-    for section in loaded.sections:
-        if section.idstr == "timer" and clock:
-            machine.clock.load(section.state.cpu_clock_offset)
-    for section in loaded.sections:
-        schema = _find(sections, section.idstr)
-        if schema.device is not None:
-            machine.devices[schema.device].set_state(section.state)
+def apply(loaded: stream.Loaded, machine: PcMachine, sections: Schemas = SECTIONS) -> None:
+    """Load the decoded states into their devices, in the machine's order
+    of sections (the clock first, whatever the stream's order), so that
+    each device's post_load sees the stream's time."""
+    order = {schema.idstr: i for i, schema in enumerate(sections)}
+    for section in sorted(loaded.sections, key=lambda s: order[s.idstr]):
+        machine.devices[by_idstr(section.idstr, sections).device].set_state(section.state)
 
 
-def restore(data: bytes, machine=None, highest: dict[str, int] | None = None,
-            sections: Schemas = SECTIONS, **options):
+def restore(data: bytes, machine: PcMachine | None = None, highest: dict[str, int] | None = None,
+            sections: Schemas = SECTIONS, **options) -> PcMachine:
     """Restore a stream into ``machine`` (a fresh PcMachine built with
     ``options`` when None) and return it."""
     if machine is None:
-        from vmstate.machine.pc import PcMachine
         machine = PcMachine(**options)
     apply(decode(data, machine, highest, sections), machine, sections)
     return machine
 
 
-def parse_versions(text: str) -> dict[str, int]:
-    """``i8254:2,hpet:1`` (or with ``=``) as a versions map."""
-    versions: dict[str, int] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        sep = ":" if ":" in item else "="
-        name, found, value = item.partition(sep)
-        if not found or not name or not value.isdigit():
-            raise UsageError(f"versions are DEVICE:N,..., not {item!r}")
-        versions[name] = int(value)
-    return versions
-
-
-def migrate(machine, versions: dict[str, int] | None = None, downtime: int = 0,
-            highest: dict[str, int] | None = None, sections: Schemas = SECTIONS):
+def migrate(machine: PcMachine, point: Point = Point(), sections: Schemas = SECTIONS) -> tuple[PcMachine, bytes]:
     """Live migration as QEMU does it: stop, save, load into a fresh machine
     of the same configuration, go on.  Virtual time comes back from the
-    stream; host time carries on from the source's and moves by the downtime."""
-    data = save(machine, versions, sections)
-    twin = restore(data, highest=highest, sections=sections, **machine.options)
-    twin.host.paused_total = machine.host.paused_total
-    twin.host.pause(downtime)
-    return twin
+    stream; host time carries on from the source's and moves by the
+    downtime.  Returns the destination and the stream."""
+    data = save(machine, point.versions, sections)
+    twin = restore(data, highest=point.highest, sections=sections, **machine.options)
+    twin.carry_on_from(machine, point.downtime)
+    return twin, data
 
 
-def migrate_as_the_reference_does(machine, sections: Schemas = SECTIONS):
+def migrate_as_the_reference_does(machine: PcMachine, sections: Schemas = SECTIONS) -> PcMachine:
     """Migration the way the reference harness performs it on QEMU under
-    qtest: the destination loads with its clock still at 0 (the qtest clock
-    is not in the stream), so post_load code that reads the clock sees 0, and
-    is then ``clock_set`` to the source's time, firing what falls due on the
-    way with interrupts not intercepted.  Only for comparing with recordings
-    of the reference; :func:`migrate` is what a real destination does."""
-    from vmstate.machine.pc import PcMachine
-
-    data = save(machine, sections=sections)
+    qtest: the qtest clock is not in the stream, so the destination loads
+    with its clock still at 0 (post_load code that reads the clock sees 0),
+    and is then ``clock_set`` to the source's time, firing what falls due on
+    the way with interrupts not intercepted.  Only for comparing with
+    recordings of the reference; :func:`migrate` is what a real destination
+    does."""
     twin = PcMachine(**machine.options)
-    apply(decode(data, twin, sections=sections), twin, sections, clock=False)
+    loaded = decode(save(machine, sections=sections), twin, sections=sections)
+    loaded.sections = [s for s in loaded.sections if not isinstance(s.state, TimerState)]
+    apply(loaded, twin, sections)
     twin.clock_set(machine.clock.now)
     return twin

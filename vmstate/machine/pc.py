@@ -14,16 +14,26 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from devices.acpi_pm import AcpiPm
+from devices.hpet import HPET_BASE, Hpet
+from devices.i8254 import PIT_PORT, Pit
+from devices.mc146818 import RTC_PORT, Rtc
 from devices.pci import PciHost, pc_functions
+from devices.pcspk import SPEAKER_PORT, Pcspk
 from vmstate.core.bus import AddressSpace
-from vmstate.core.clock import NANOSECONDS_PER_SECOND, HostClock, VirtualClock
+from vmstate.core.clock import NANOSECONDS_PER_SECOND, ClockDevice, EventBudget, HostClock, VirtualClock
+from vmstate.core.device import Device
 from vmstate.core.errors import UsageError
 from vmstate.core.irq import IrqLine
 from vmstate.core.observe import Clock, Edge, Observations, Read
+from vmstate.machine.monitor import Monitor
 
 IOAPIC_PINS = 24
 RAM_SIZE = 8 << 20
 DEFAULT_RTC_BASE = "2000-01-01T00:00:00"
+RTC_CLOCKS = ("vm", "host")
+#: The options of a machine built with none given, as QEMU's defaults for
+#: the reference harness: -rtc base=2000-01-01T00:00:00,clock=vm.
+DEFAULT_OPTIONS = {"rtc_base": DEFAULT_RTC_BASE, "rtc_clock": "vm"}
 IOAPIC_PATHS = ("ioapic", "/machine/ioapic")
 
 
@@ -51,14 +61,19 @@ class Session:
 
 
 class PcMachine:
-    def __init__(self, rtc_base: str = DEFAULT_RTC_BASE, rtc_clock: str = "vm"):
-        if rtc_clock not in ("vm", "host"):
+    """``budget`` bounds the timer events of this machine's clock (and of
+    every destination it migrates to)."""
+
+    def __init__(self, rtc_base: str = DEFAULT_RTC_BASE, rtc_clock: str = "vm",
+                 budget: EventBudget | None = None):
+        if rtc_clock not in RTC_CLOCKS:
             raise UsageError(f"--rtc-clock: {rtc_clock!r} is neither 'vm' nor 'host'")
         self.options = {"rtc_base": rtc_base, "rtc_clock": rtc_clock}
         self.rtc_base = parse_rtc_base(rtc_base)
         self.rtc_clock = rtc_clock
-        self.clock = VirtualClock()
+        self.clock = VirtualClock(budget=budget)
         self.host = HostClock(self.clock, epoch=self.rtc_base * NANOSECONDS_PER_SECOND)
+        self.monitor = Monitor(self.clock)
         self.io = AddressSpace("io", 0x10000, unassigned_ones=True)
         self.mem = AddressSpace("memory", 1 << 64, unassigned_ones=False)
         self.mem.ram("pc.ram-low", 0, 0xA0000)
@@ -66,60 +81,30 @@ class PcMachine:
         self.gsi_levels = [0] * IOAPIC_PINS
         self.gsi = [IrqLine(functools.partial(self._gsi_changed, n)) for n in range(IOAPIC_PINS)]
         self.session: Session | None = Session()
+        self.timer = ClockDevice(self.clock)
         self.pci = PciHost()
         for function in pc_functions():
             self.pci.add(function)
         self.pm = AcpiPm(self.clock, self.gsi[9], self.io)
         self.pci.add(self.pm)
         self.pci.map(self.io)
-        self.devices = {self.pci.name: self.pci, self.pm.name: self.pm}
-        # The PIT's and the RTC's interrupt outputs; on pc they reach GSI 0
-        # and 8 through the HPET's legacy-replacement inputs.
-        self.pit_out = IrqLine(self.gsi[0].set)
-        self.rtc_out = IrqLine(self.gsi[8].set)
-        self._attach_hpet()
-        self._attach_rtc()
-        self._attach_pit()
-        self.hpet.pit_enabled.connect(self.pit.irq_control)
-
-    # -- the timer devices, in hw/i386/pc.c's order -------------------------------
-    def _attach_hpet(self) -> None:
-        """HPET at 0xfed00000 (issue 5).
-
-        The PIT's and the RTC's outputs pass through the HPET's legacy
-        inputs, so that legacy replacement can take GSI 0 and 8 from them.
-        A timer's FSB message is a 32-bit store into guest memory, as QEMU
-        performs it even though the pc HPET does not advertise FSB delivery.
-        The HPET's ``pit_enabled`` output drives the PIT's ``irq_control``;
-        it is connected in ``__init__`` once ``_attach_pit`` has built the PIT.
-        """
-        from devices.hpet import HPET_BASE, Hpet
-
+        # The PIT's and the RTC's interrupt outputs reach GSI 0 and 8 through
+        # the HPET's legacy-replacement inputs, so that legacy replacement
+        # can take those lines from them.  A timer's FSB message is a 32-bit
+        # store into guest memory, as QEMU performs it even though the pc
+        # HPET does not advertise FSB delivery.
         self.hpet = Hpet(self.clock, self.gsi, memory=self.mem)
         self.mem.map(HPET_BASE, self.hpet.region)
-        self.devices[self.hpet.name] = self.hpet
-        self.pit_out.connect(self.hpet.pit_input)
-        self.rtc_out.connect(self.hpet.rtc_input)
-
-    def _attach_rtc(self) -> None:
-        """MC146818 RTC at 0x70 (issue 6)."""
-        from devices.mc146818 import Rtc
-
-        self.rtc = Rtc(self.clock, self.host, self.rtc_out, self.rtc_base, self.rtc_clock)
-        self.io.map(0x70, self.rtc.region)
-        self.devices[self.rtc.name] = self.rtc
-
-    def _attach_pit(self) -> None:
-        """i8254 PIT at 0x40 and the PC speaker port at 0x61 (issue 4)."""
-        from devices.i8254 import Pit
-        from devices.pcspk import Pcspk
-
-        self.pit = Pit(self.clock, self.pit_out)
-        self.io.map(0x40, self.pit.region)
+        self.rtc = Rtc(self.clock, self.host, IrqLine(self.hpet.rtc_input), self.rtc_base, self.rtc_clock,
+                       on_time_set=self.monitor.rtc_change)
+        self.io.map(RTC_PORT, self.rtc.region)
+        self.pit = Pit(self.clock, IrqLine(self.hpet.pit_input))
+        self.io.map(PIT_PORT, self.pit.region)
         self.pcspk = Pcspk(self.pit)
-        self.io.map(0x61, self.pcspk.region)
-        self.devices[self.pit.name] = self.pit
-        self.devices[self.pcspk.name] = self.pcspk
+        self.io.map(SPEAKER_PORT, self.pcspk.region)
+        self.hpet.pit_enabled.connect(self.pit.irq_control)
+        self.devices: dict[str, Device] = {dev.name: dev for dev in (
+            self.timer, self.pci, self.pm, self.hpet, self.rtc, self.pit, self.pcspk)}
 
     # -- interrupts -------------------------------------------------------------
     def _gsi_changed(self, n: int, level: int) -> None:
@@ -183,9 +168,15 @@ class PcMachine:
             self.session = session
         return twin
 
+    def carry_on_from(self, source: "PcMachine", downtime: int) -> None:
+        """What a destination takes over from its source besides the stream:
+        host time, which went on for the downtime, and the event budget."""
+        self.host.paused_total = source.host.paused_total
+        self.host.pause(downtime)
+        self.clock.budget = source.clock.budget
+
     def get_state(self) -> dict:
         """Every device's state as it lives in the device, before the
-        conversions a save applies (``live_state`` where a device has one):
-        what the checker compares across a migration."""
-        return {"clock": self.clock.now,
-                **{name: getattr(dev, "live_state", dev.get_state)() for name, dev in self.devices.items()}}
+        conversions a save applies: what the checker compares across a
+        migration."""
+        return {name: dev.live_state() for name, dev in self.devices.items()}

@@ -64,6 +64,8 @@ from typing import Callable, Iterable, Mapping
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
+from vmstate.machine.names import format_versions
+
 __all__ = [
     "DEVICES", "DEVICE_OPERATIONS", "HOUR_NS", "pit_operations", "hpet_operations", "rtc_operations",
     "pm_operations", "noise", "operations", "time_steps", "versions", "downtimes", "migrations",
@@ -757,7 +759,7 @@ def _schema_range(sections=None) -> dict[str, tuple[int, int]]:
     out = {}
     for schema in sections or SECTIONS:
         d = schema.description
-        out[schema.device or schema.idstr] = (d.minimum, d.version)
+        out[schema.device] = (d.minimum, d.version)
     return out
 
 
@@ -781,10 +783,6 @@ def downtimes(max_ns: int = 10 * 10**9) -> SearchStrategy[int]:
     return st.just(0) | st.integers(1, max_ns)
 
 
-def _format_versions(chosen: dict[str, int]) -> str:
-    return ",".join(f"{k}:{v}" for k, v in sorted(chosen.items()))
-
-
 def migrations(source: SearchStrategy[dict[str, int]] | None = None,
                destination: SearchStrategy[dict[str, int]] | None = None,
                downtime: SearchStrategy[int] | None = None) -> SearchStrategy[Chunk]:
@@ -801,9 +799,9 @@ def migrations(source: SearchStrategy[dict[str, int]] | None = None,
     def line(src: dict, dst: dict, pause: int) -> Chunk:
         words = ["migrate"]
         if src:
-            words.append(f"from={_format_versions(src)}")
+            words.append(f"from={format_versions(src)}")
         if dst:
-            words.append(f"to={_format_versions(dst)}")
+            words.append(f"to={format_versions(dst)}")
         if pause:
             words.append(f"downtime={pause}")
         return [" ".join(words)]

@@ -9,12 +9,13 @@ the line number instead, so nothing runs on a trace that cannot run.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from vmstate.core.errors import TraceError
 from vmstate.core.observe import Edge
+from vmstate.trace.numbers import parse_number
+from vmstate.trace.points import through_the_bytes
 
 PORT_WIDTHS = {"outb": 1, "outw": 2, "outl": 4, "inb": 1, "inw": 2, "inl": 4}
 MEM_WIDTHS = {"writeb": 1, "writew": 2, "writel": 4, "writeq": 8,
@@ -31,25 +32,6 @@ class Command:
 
     def __str__(self) -> str:
         return self.text
-
-
-_NUMBER = re.compile(r"([+-]?)(?:0[xX]([0-9a-fA-F]+)|(0[0-7]*)|([1-9][0-9]*))")
-
-
-def parse_number(word: str, signed: bool = False) -> int:
-    """C's strtoul/strtoll with base 0, as qemu_strtoul uses: 0x for hex, a
-    leading 0 for octal, else decimal; the whole word must be the number."""
-    match = _NUMBER.fullmatch(word)
-    if match is None or (match.group(1) and not signed):
-        raise ValueError(word)
-    sign, hexa, octal, decimal = match.groups()
-    if hexa is not None:
-        value = int(hexa, 16)
-    elif octal is not None:
-        value = int(octal, 8)
-    else:
-        value = int(decimal, 10)
-    return -value if sign == "-" else value
 
 
 def _number(word: str, what: str, lo: int, hi: int, signed: bool = False) -> int:
@@ -120,27 +102,6 @@ def _migrate_option(word: str) -> tuple[str, str]:
     return key, value
 
 
-PRAGMA_KEYS = ("rtc-base", "rtc-clock")
-
-
-def parse_pragmas(text: str) -> dict[str, str]:
-    """Machine options a trace carries on ``#!`` lines before its first
-    command, e.g. ``#! rtc-base=2010-06-08T01:23:00 rtc-clock=vm``, so that a
-    trace file says on which machine it means what it says."""
-    options: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.startswith("#!"):
-            if line.strip() and not line.lstrip().startswith("#"):
-                break
-            continue
-        for word in line[2:].split():
-            key, sep, value = word.partition("=")
-            if not sep or key not in PRAGMA_KEYS:
-                raise TraceError(f"unknown pragma {word!r} (known: {', '.join(PRAGMA_KEYS)})", number, line)
-            options[key] = value
-    return options
-
-
 def parse_trace(text: str) -> list[Command]:
     commands = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -150,22 +111,7 @@ def parse_trace(text: str) -> list[Command]:
     return commands
 
 
-def strip_trace(commands: list[Command]) -> str:
-    """The trace as the reference must receive it: commands only."""
-    return "".join(f"{c.text}\n" for c in commands)
-
-
 Migrate = Callable[[object, Command], object]
-
-
-def through_the_bytes(machine, command):
-    """A ``migrate`` line as a live migration: save to a stream at the
-    line's versions, restore into a fresh machine, go on with that one."""
-    from vmstate.machine import migration
-    from vmstate.check.checker import migration_points
-
-    point = migration_points([command])[command.line]
-    return migration.migrate(machine, point.versions, point.downtime, point.highest)
 
 
 class Runner:
@@ -237,18 +183,3 @@ class Runner:
     def run(self, commands: list[Command]) -> Iterator[str]:
         for command in commands:
             yield from self.execute(command)
-
-
-def run_to_first_migrate(text: str):
-    """A fresh machine, on the trace's pragmas, after the trace's commands
-    before its first ``migrate`` line: the machine a scenario migrates."""
-    from vmstate.machine.pc import DEFAULT_RTC_BASE, PcMachine
-
-    pragmas = parse_pragmas(text)
-    runner = Runner(PcMachine(rtc_base=pragmas.get("rtc-base", DEFAULT_RTC_BASE),
-                              rtc_clock=pragmas.get("rtc-clock", "vm")))
-    for command in parse_trace(text):
-        if command.name == "migrate":
-            break
-        runner.execute(command)
-    return runner.machine
