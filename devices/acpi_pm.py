@@ -25,6 +25,8 @@ PM1_COMMON_ENABLED = 0x0521  # power button, sleep button, RTC, global lock, tim
 SCI_EN = 1 << 0
 SLP_EN = 1 << 13
 GPE_BASE = 0xAFE0
+# The PM I/O block, from PMBA: PM1 event (status, enable), PM1 control, timer.
+PM1_STS, PM1_EN, PM1_CNT, PM_TMR = 0, 2, 4, 8
 GPE_LEN = 4
 DEVFN = 0x0B  # device 1, function 3
 
@@ -152,9 +154,9 @@ class AcpiPm(PciFunction, Device):
         for region in (self.evt_region, self.cnt_region, self.tmr_region):
             self.io.unmap(region)
         if want is not None:
-            self.io.map(want, self.evt_region, overlay=True)
-            self.io.map(want + 4, self.cnt_region, overlay=True)
-            self.io.map(want + 8, self.tmr_region, overlay=True)
+            self.io.map(want + PM1_STS, self.evt_region, overlay=True)
+            self.io.map(want + PM1_CNT, self.cnt_region, overlay=True)
+            self.io.map(want + PM_TMR, self.tmr_region, overlay=True)
         self.mapped_base = want
 
     # -- the timer ---------------------------------------------------------

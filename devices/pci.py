@@ -13,6 +13,15 @@ from vmstate.core.device import Device
 from vmstate.core.state import fresh_state
 
 CONFIG_SIZE = 256
+# Configuration mechanism #1: the address latch and the data window.
+CONFIG_ADDRESS = 0xCF8
+CONFIG_DATA = 0xCFC
+CONFIG_ENABLE = 1 << 31
+
+
+def config_address(devfn: int, reg: int = 0, bus: int = 0) -> int:
+    """What a guest writes to 0xcf8 to reach register ``reg`` of a function."""
+    return CONFIG_ENABLE | bus << 16 | devfn << 8 | (reg & 0xFC)
 
 # The standard header (PCI Local Bus Specification, type 0).
 VENDOR_ID = 0x00
@@ -104,8 +113,8 @@ class PciHost(Device):
         self.functions[function.devfn] = function
 
     def map(self, io) -> None:
-        io.map(0xCF8, self.address_region)
-        io.map(0xCFC, self.data_region)
+        io.map(CONFIG_ADDRESS, self.address_region)
+        io.map(CONFIG_DATA, self.data_region)
         io.map(0xCF9, self.rcr_region, overlay=True)
 
     def _addr_read(self, offset: int, size: int) -> int:

@@ -1,5 +1,5 @@
 """Restoring hostile bytes: only typed errors naming an offset, in bounded
-time and memory, with the destination untouched (issue 9).
+time and memory, with the destination untouched.
 
 The inputs are arbitrary bytes and mutations of valid streams saved from
 busy machines (the scenarios up to their first ``migrate``, and QEMU 7.2's

@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from schemas import SECTIONS
-from vmstate.check import checker
 from vmstate.core.errors import UsageError
+from vmstate.strategies import (DEVICES, HOUR_NS, device_names, downtimes, hpet_operations, migrations, noise,
+                                operations, pit_operations, pm_operations, rtc_operations, scenarios, time_steps,
+                                versions)
+from vmstate.trace.points import migration_points, point_of
 from vmstate.trace.qtest import parse_trace
-from vmstate.strategies import (DEVICES, HOUR_NS, device_names, migrations, noise, operations, scenarios,
-                                time_steps, versions)
 
 QUICK = settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
@@ -23,7 +25,7 @@ QUICK = settings(max_examples=60, deadline=None, database=None, suppress_health_
 def test_every_scenario_parses_and_has_a_migration(trace):
     commands = parse_trace(trace)
     assert any(c.name == "migrate" for c in commands)
-    assert checker.migration_points(commands)
+    assert migration_points(commands)
 
 
 @QUICK
@@ -47,7 +49,7 @@ def test_time_steps_go_from_1_ns_to_hours_or_to_the_next_deadline(step):
 
 
 def test_time_steps_honour_their_bounds():
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidArgument):
         time_steps(min_ns=10, max_ns=5)
 
     @QUICK
@@ -61,18 +63,21 @@ def test_time_steps_honour_their_bounds():
 @QUICK
 @given(versions())
 def test_versions_stay_within_each_schemas_range(chosen):
-    ranges = {(s.device or s.idstr): (s.description.minimum, s.description.version) for s in SECTIONS}
+    ranges = {s.device: (s.description.minimum, s.description.version) for s in SECTIONS}
     for device, version in chosen.items():
         low, high = ranges[device]
         assert low <= version <= high and low < high
 
 
 @QUICK
-@given(migrations(source=versions(), downtime=st.integers(1, 10)))
-def test_a_migrate_line_carries_what_was_drawn(chunk):
-    (command,) = parse_trace(chunk[0])
-    point = checker.migration_points([command])[command.line]
-    assert 1 <= point.downtime <= 10
+@given(st.data())
+def test_a_migrate_line_carries_what_was_drawn(data):
+    source, destination = data.draw(versions()), data.draw(versions())
+    pause = data.draw(downtimes(10))
+    (line,) = data.draw(migrations(st.just(source), st.just(destination), st.just(pause)))
+    (command,) = parse_trace(line)
+    point = point_of(command)
+    assert (point.versions, point.highest, point.downtime) == (source, destination, pause)
 
 
 @QUICK
@@ -83,15 +88,20 @@ def test_hpet_noise_stays_in_the_hpet_block(chunk):
 
 
 def test_a_users_own_operations_take_part():
+    """Every operation drawn is the user's, and some scenario does draw one."""
     mine = st.just(["outb 0x80 0x42"])
+    strategy = scenarios(devices=(), operations={"post": mine}, max_chunks=4)
+
+    def ops(trace):
+        return [c.text for c in parse_trace(trace) if c.name not in ("migrate", "irq_intercept_in", "clock_step")]
 
     @QUICK
-    @given(scenarios(devices=(), operations={"post": mine}, max_chunks=4))
+    @given(strategy)
     def only_mine(trace):
-        ops = [c for c in parse_trace(trace) if c.name not in ("migrate", "irq_intercept_in", "clock_step")]
-        assert all(c.text == "outb 0x80 0x42" for c in ops)
+        assert set(ops(trace)) <= {"outb 0x80 0x42"}
 
     only_mine()
+    assert ops(find(strategy, lambda trace: bool(ops(trace)))) == ["outb 0x80 0x42"]
 
 
 def test_device_names_accept_aliases_and_refuse_unknown_ones():
@@ -99,5 +109,48 @@ def test_device_names_accept_aliases_and_refuse_unknown_ones():
     assert set(device_names(DEVICES)) == set(DEVICES)
     with pytest.raises(UsageError):
         device_names(["floppy"])
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
+        device_names(["timer"])     # no operations drive the clock's state
+    with pytest.raises(InvalidArgument):
         operations((), with_noise=False)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: downtimes(0), lambda: pit_operations(channels=[3]), lambda: pit_operations(counts=[0x10000]),
+    lambda: hpet_operations(timers=[30]), lambda: rtc_operations(rates=[16]), lambda: pm_operations(bases=[0x601]),
+    lambda: scenarios(min_chunks=3, max_chunks=2), lambda: noise(["floppy"]),
+], ids=["downtimes", "pit-channels", "pit-counts", "hpet-timers", "rtc-rates", "pm-bases", "chunks", "noise"])
+def test_bad_arguments_are_refused_where_the_strategy_is_built(build):
+    with pytest.raises(InvalidArgument):
+        build()
+
+
+def _words(chunks):
+    return [c.split() for chunk in chunks for c in chunk]
+
+
+def test_strategy_parameters_are_honoured():
+    """The channels, counts, timers, rates and bases a caller favours are
+    the ones drawn."""
+    @QUICK
+    @given(st.lists(pit_operations(channels=[2]), max_size=5), st.lists(hpet_operations(timers=[1]), max_size=5),
+           st.lists(rtc_operations(rates=[6]), max_size=5), st.lists(pm_operations(bases=[0x1000]), max_size=5))
+    def honoured(pit, hpet, rtc, pm):
+        for words in _words(pit):
+            if words[1] in ("0x40", "0x41", "0x42"):
+                assert words[1] == "0x42"
+            if words[:2] == ["outb", "0x43"] and int(words[2], 16) >> 6 != 3:
+                assert int(words[2], 16) >> 6 == 2
+        for words in _words(hpet):
+            if words[0] in ("writel", "readl", "writeq") and 0xFED00100 <= int(words[1], 16) < 0xFED00400:
+                assert (int(words[1], 16) - 0xFED00100) // 0x20 == 1
+        for chunk in rtc:
+            for index, value in zip(chunk, chunk[1:]):
+                if index == "outb 0x70 0xa" and value.startswith("outb 0x71") and int(value.split()[2], 16) & 0x70 == 0x20:
+                    assert int(value.split()[2], 16) & 0xF == 6
+        for words in _words(pm):
+            if words[0] in ("inw", "inl", "inb", "outw") and 0x600 <= int(words[1], 16) < 0x10000 \
+                    and int(words[1], 16) not in (0xCF8, 0xCFC) and not 0xAFE0 <= int(words[1], 16) < 0xAFE4:
+                assert 0x1000 <= int(words[1], 16) < 0x1010
+
+    honoured()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vmstate.check.checker import Verdict
+from vmstate.check.report import describe_event
 from vmstate.core.errors import UsageError
 from vmstate.core.observe import Edge, Observations, Read
 
@@ -101,7 +102,6 @@ def _event_time(verdict: Verdict) -> int | None:
 
 def draw(verdict: Verdict, path: Path) -> Path:
     """Write the picture of ``verdict`` to ``path`` (.svg or .png)."""
-    from vmstate.check.report import describe_event
 
     check_path(path)
     pyplot = _pyplot()

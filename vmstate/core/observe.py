@@ -54,5 +54,3 @@ class Observations:
     def edges(self) -> list[Edge]:
         return [e for e in self.events if isinstance(e, Edge)]
 
-    def reads(self) -> list[Read]:
-        return [e for e in self.events if isinstance(e, Read)]

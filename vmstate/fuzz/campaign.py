@@ -17,6 +17,7 @@ to replayable traces.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -28,12 +29,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from hypothesis import HealthCheck, Phase, given, reject, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis.database import DirectoryBasedExampleDatabase, InMemoryExampleDatabase
+
 from vmstate.check import checker
+from vmstate.check.report import changed_fields
 from vmstate.core.clock import EventBudget
 from vmstate.core.errors import EventBudgetExceeded, UsageError
 from vmstate.machine import migration
 from vmstate.machine.pc import PcMachine
+from vmstate.fuzz.reproducible import seed_alone
 from vmstate.present import Progress
+from vmstate.strategies import scenarios
 from vmstate.trace.qtest import parse_trace
 
 #: Timer events (callbacks run by the virtual clock) one scenario may cause,
@@ -182,15 +190,11 @@ def open_database(spec: str | os.PathLike | None, default: Path):
     ``redis://`` URL (hypothesis.extra.redis, needs the ``redis`` package),
     or ``:memory:`` (nothing kept: seeded test campaigns).
     Workers open it each for themselves; both kinds are safe to share."""
-    from hypothesis.database import DirectoryBasedExampleDatabase
-
     spec = str(spec) if spec is not None else str(default)
     if spec == ":memory:":
-        from hypothesis.database import InMemoryExampleDatabase
-
         return InMemoryExampleDatabase()
     if spec.startswith(("redis://", "rediss://", "unix://")):
-        try:
+        try:  # an optional extra, imported only for a redis:// database
             import redis
             from hypothesis.extra.redis import RedisExampleDatabase
         except ImportError as err:
@@ -227,10 +231,6 @@ def _property(config: Config, report: Callable[[str, Any], None]):
     """The hypothesis test a worker runs: one scenario, judged.  Its verdict
     depends on the scenario alone (never on the time), so that hypothesis's
     shrinking and replaying see the same failure."""
-    from hypothesis import HealthCheck, given, reject, settings
-
-    from vmstate.strategies import scenarios
-
     strategy = scenarios(devices=config.devices, max_chunks=config.max_chunks)
 
     @given(strategy)
@@ -246,7 +246,7 @@ def _property(config: Config, report: Callable[[str, Any], None]):
     # entries in a shared database; workers of one campaign share theirs.
     key = repr(("vmstate-fuzz", sorted(config.devices), config.tag, config.max_chunks)).encode()
     migration_is_invisible._hypothesis_internal_database_key = hashlib.sha256(key).digest()
-    return migration_is_invisible, settings, HealthCheck
+    return migration_is_invisible
 
 
 #: A time-limited campaign runs in rounds sized to end near its deadline
@@ -259,8 +259,6 @@ MAX_ROUND = 200
 def _run_worker(config: Config, worker: int, report: Callable[[str, Any], None]) -> None:
     """Rounds of hypothesis runs until the example count or the time is up;
     each failure found is reported, shrunk."""
-    from hypothesis import Phase, seed as hypothesis_seed
-
     started = time.monotonic()
     deadline = started + config.time_limit if config.time_limit else None
     database = None if config.derandomize else open_database(config.database, config.out / "database")
@@ -271,7 +269,7 @@ def _run_worker(config: Config, worker: int, report: Callable[[str, Any], None])
         done[0] += kind == "example"
         report(kind, payload)
 
-    test, settings, health = _property(config, counted)
+    test = _property(config, counted)
     phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target]
     if config.shrink:
         phases.append(Phase.shrink)
@@ -288,12 +286,13 @@ def _run_worker(config: Config, worker: int, report: Callable[[str, Any], None])
             size = FIRST_ROUND if rate is None else max(1, min(MAX_ROUND, int(rate * (deadline - now))))
             size = size if total is None else min(total, size)
         round_test = settings(max_examples=size, deadline=None, database=database, derandomize=config.derandomize,
-                              suppress_health_check=list(health), phases=phases, report_multiple_bugs=False,
+                              suppress_health_check=list(HealthCheck), phases=phases, report_multiple_bugs=False,
                               print_blob=False)(test)
         if config.seed is not None and not config.derandomize:
             round_test = hypothesis_seed(config.seed * 1009 + worker * 101 + index)(round_test)
         try:
-            round_test()
+            with seed_alone() if config.seed is not None or config.derandomize else contextlib.nullcontext():
+                round_test()
         except _Found as found:
             report("failure", found)
             return
@@ -333,8 +332,6 @@ def _describe_failure(found: _Found, worker: int, config: Config | None = None) 
     counter = checker.counterexample(found.trace, verdict)
     line = fields = None
     if verdict.divergence is not None:
-        from vmstate.check.report import changed_fields
-
         line, fields = verdict.divergence.line, changed_fields(verdict.divergence)
     elif verdict.refused_at is not None:
         line, fields = verdict.refused_at, [str(verdict.refusal)]

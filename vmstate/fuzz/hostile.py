@@ -638,7 +638,7 @@ def run(inputs: int, seed: int, out: Path | None, as_json: bool) -> Report:
 
 
 def _render(summary: dict, console) -> None:
-    from rich.table import Table
+    from rich.table import Table  # imported when something is drawn (27 ms at start-up otherwise)
 
     table = Table(title=f"{summary['inputs']} hostile inputs in {summary['seconds']} s "
                         f"({summary['inputs_per_second']} inputs/s)")

@@ -25,6 +25,10 @@ failure is shrunk and reported as the list of steps that shows it.
 
 ``--vmstate-examples N`` sets how many scenarios each call tries (default
 50), so CI can keep it small and a nightly run large.
+
+pytest loads this plugin into every test session of an environment with
+vmstate installed, so it imports vmstate's machinery and hypothesis only
+when a test uses the fixture.
 """
 from __future__ import annotations
 

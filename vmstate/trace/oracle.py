@@ -45,10 +45,11 @@ def binary() -> Path:
     return path
 
 
-def build() -> Path:
+def build(yes: bool = False) -> Path:
+    """Run tools/build-oracle (which asks before it installs anything, unless ``yes``)."""
     if not BUILD_SCRIPT.exists():
         raise OracleError(f"{BUILD_SCRIPT} is missing: run this from a clone of the repository")
-    done = subprocess.run(["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True)
+    done = subprocess.run(["bash", str(BUILD_SCRIPT)] + (["--yes"] if yes else []), stdout=subprocess.PIPE, text=True)
     if done.returncode != 0:
         raise OracleError(f"building the reference failed (exit {done.returncode}); its log is above")
     return Path(done.stdout.strip().splitlines()[-1])

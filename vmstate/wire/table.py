@@ -34,6 +34,14 @@ from vmstate.wire.fastpath import FastPath
 from vmstate.wire.kinds import Kind, Rule, accepts, rule_text
 
 
+def _construct():
+    """construct, imported on first use rather than at start-up (29 ms):
+    only the tests and ``vmstate schema`` need the reference definition."""
+    import construct
+
+    return construct
+
+
 @dataclass(frozen=True)
 class Leaf:
     """One value's place in the bytes: its field path under the section
@@ -108,8 +116,7 @@ class Field(Entry):
         return self.kind.size
 
     def construct(self):
-        import construct as cs
-
+        cs = _construct()
         return self.name / {"B": cs.Int8ub, "H": cs.Int16ub, "I": cs.Int32ub, "Q": cs.Int64ub,
                             "i": cs.Int32sb, "q": cs.Int64sb}[self.kind.fmt]
 
@@ -156,8 +163,7 @@ class Buffer(Entry):
         return self.bytes
 
     def construct(self):
-        import construct as cs
-
+        cs = _construct()
         return self.name / cs.Bytes(self.bytes)
 
     def json(self, owner, state) -> list[dict]:
@@ -189,8 +195,7 @@ class Unused(Entry):
         return self.bytes
 
     def construct(self):
-        import construct as cs
-
+        cs = _construct()
         return cs.Padding(self.bytes)
 
     def json(self, owner, state) -> list[dict]:
@@ -229,8 +234,7 @@ class Nested(Entry):
         return owner.count_of(self, state) * inner.size(inner.version)
 
     def construct(self):
-        import construct as cs
-
+        cs = _construct()
         inner = self.description.construct(self.description.version)
         if self.count is None:
             return self.name / inner
@@ -400,13 +404,10 @@ class Description:
 
     def construct(self, version: int):
         """The construct structure of the fields at a stream version, built
-        once (subsections are framed by the section layer).  construct is
-        imported here, not at start-up: only the tests and ``schema``
-        commands need the reference definition."""
+        once (subsections are framed by the section layer)."""
         built = self._constructs.get(version)
         if built is None:
-            import construct as cs
-
+            cs = _construct()
             built = self._constructs[version] = cs.Struct(*(e.construct() for e in self.present(version)))
         return built
 
