@@ -75,7 +75,7 @@ from schemas.piix4_pm import PCI_DEVICE, PIIX4_PM  # noqa: E402
 from vmstate.machine import migration
 from vmstate.wire import stream  # noqa: E402
 from vmstate.machine.pc import PcMachine  # noqa: E402
-from vmstate.trace.qtest import run_to_first_migrate  # noqa: E402
+from vmstate.trace.load import run_to_first_migrate  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "fixtures" / "scenarios" / "all-four-devices-busy.trace"

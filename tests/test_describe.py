@@ -7,7 +7,7 @@ import pytest
 
 from realstream import described, real_stream, section
 from schemas.piix4_pm import PIIX4_PM
-from vmstate.wire.kinds import INT32, INT64, TIMER, UINT16, UINT32, UINT8
+from vmstate.wire.kinds import INT32, TIMER, UINT16, UINT32, UINT8
 from vmstate.wire.section import load_section, save_section
 from vmstate.wire.table import Buffer, Check, Description, Field, Nested, Subsection, Unused, to_container
 from vmstate.core.errors import InvalidField, TruncatedStream, UnknownSubsection, VersionTooNew
@@ -185,3 +185,16 @@ def test_piix4_pm_golden_bytes_by_offset():
     assert data[348:352] == bytes.fromhex("0000 0302")
     # hotplug select (4), 256 x 8 bytes of slots, acpi_index (4): 2408 bytes of fields
     assert data[2408:] == bytes([5, 14]) + b"piix4_pm/memhp" + struct.pack(">II", 1, 0)
+
+
+def test_schema_source_prints_the_generated_code_naming_each_field():
+    from click.testing import CliRunner
+
+    from vmstate.cli import main
+
+    result = CliRunner().invoke(main, ["schema", "source", "pit", "3"])
+    assert result.exit_code == 0, result.output
+    assert "def pack(s, out, aux):" in result.output and "def save(s, out):" in result.output
+    assert "channels[0].irq_disabled" in result.output and "e0.latched_count = v1" in result.output
+    assert CliRunner().invoke(main, ["schema", "source", "pit", "1"]).exit_code == 2
+    assert CliRunner().invoke(main, ["schema", "source", "floppy"]).exit_code == 2

@@ -6,10 +6,10 @@ bad stream, so it must be deliberate (re-run the campaign with ``--out
 fixtures/hostile`` to re-record)."""
 import pytest
 
-from vmstate.fuzz import hostile
+from vmstate.fuzz.hostile import corpus, probe
 from vmstate.machine.pc import PcMachine
 
-CORPUS = hostile.read_corpus()
+CORPUS = corpus.read_corpus()
 
 
 def test_the_corpus_covers_many_kinds_of_refusal_and_every_file_is_indexed():
@@ -17,13 +17,13 @@ def test_the_corpus_covers_many_kinds_of_refusal_and_every_file_is_indexed():
     assert len(CORPUS) >= 40
     assert {"InvalidField", "MalformedStream", "TruncatedStream", "TrailingData", "NotAStream",
             "UnknownSection"} <= classes
-    on_disk = {p.name for p in hostile.CORPUS.iterdir() if p.name != "index.json"}
+    on_disk = {p.name for p in corpus.CORPUS.iterdir() if p.name != "index.json"}
     assert on_disk == {entry["file"] for entry, _ in CORPUS}
 
 
 @pytest.mark.parametrize("entry, data", CORPUS, ids=[entry["file"] for entry, _ in CORPUS])
 def test_each_kept_input_is_still_refused_the_same_way(entry, data):
-    out = hostile.probe(data, PcMachine(**entry["options"]), measure=False)
+    out = probe.probe(data, PcMachine(**entry["options"]), measure=False)
     assert out.violation is None, f"{out.violation}: {out.detail}"
     assert out.error is not None, "restored: the input is now accepted"
     assert (type(out.error).__name__, out.error.offset, out.error.path) == \

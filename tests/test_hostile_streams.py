@@ -3,7 +3,7 @@ time and memory, with the destination untouched.
 
 The inputs are arbitrary bytes and mutations of valid streams saved from
 busy machines (the scenarios up to their first ``migrate``, and QEMU 7.2's
-own device sections).  Every restore goes through :func:`hostile.probe`,
+own device sections).  Every restore goes through :func:`probe.probe`,
 which turns each broken rule into a ``violation``; the harness tests at the
 end make sure each rule can actually be caught.
 """
@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from vmstate.fuzz import hostile
+from vmstate.fuzz.hostile import campaign, mutations, probe
+from vmstate.fuzz.hostile import seeds as pool
 from vmstate.machine import migration
 from vmstate.wire import stream
 from vmstate.cli import main
@@ -24,7 +25,7 @@ from vmstate.core.errors import (InvalidField, MalformedStream, StreamError, Tra
                             UnknownSection)
 from vmstate.machine.pc import PcMachine
 
-SEEDS = hostile.seeds()
+SEEDS = pool.seeds()
 BY_NAME = {s.name: s for s in SEEDS}
 BUSY = BY_NAME["all-four-devices-busy"]
 QEMU = BY_NAME["qemu-7.2-pc-hpet-armed"]
@@ -35,15 +36,15 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 seeds = st.sampled_from(SEEDS)
 
 
-def destination(seed: hostile.Seed = BUSY):
+def destination(seed: pool.Seed = BUSY):
     """A busy machine, another than the stream's where the stream carries
     its own time, so that an unchanged destination means something."""
-    _, index = hostile.destination_of(SEEDS, SEEDS.index(seed))
+    _, index = pool.destination_of(SEEDS, SEEDS.index(seed))
     return SEEDS[index].machine.clone()
 
 
-def restore(data: bytes, seed: hostile.Seed = BUSY) -> hostile.Outcome:
-    out = hostile.probe(data, destination(seed))
+def restore(data: bytes, seed: pool.Seed = BUSY) -> probe.Outcome:
+    out = probe.probe(data, destination(seed))
     assert out.violation is None, f"{out.violation}: {out.detail}"
     return out
 
@@ -98,25 +99,25 @@ def _length_sites():
 @pytest.mark.parametrize("name, site", _length_sites(), ids=lambda v: getattr(v, "path", v))
 def test_a_lying_length_or_count_is_refused_within_the_allocation_bound(name, site):
     seed = BY_NAME[name]
-    true = hostile.read_value(site, seed.data)
-    for value in sorted({v & ((1 << 8 * site.size) - 1) for v in hostile.lies(true, site.size, random.Random(9))}
+    true = pool.read_value(site, seed.data)
+    for value in sorted({v & ((1 << 8 * site.size) - 1) for v in mutations.lies(true, site.size, random.Random(9))}
                         - {true}):
-        out = restore(hostile.write_value(site, seed.data, value), seed)
+        out = restore(pool.write_value(site, seed.data, value), seed)
         assert out.error is not None, (site.path, value)
-        assert out.peak < hostile.ALLOCATION_BOUND
+        assert out.peak < probe.ALLOCATION_BOUND
 
 
 @pytest.mark.parametrize("value", [0, 2, 33, 0xFF])
 def test_num_timers_outside_3_to_32_is_refused_before_any_timer_is_read(value):
     site = next(s for s in BUSY.layout.lengths if s.path == "hpet.num_timers")
-    out = restore(hostile.write_value(site, BUSY.data, value))
+    out = restore(pool.write_value(site, BUSY.data, value))
     assert isinstance(out.error, InvalidField)
     assert (out.error.offset, out.error.path) == (site.offset, "hpet.num_timers")
 
 
 def test_a_json_description_length_beyond_the_limit_is_refused_without_reading_it():
     site = next(s for s in BUSY.layout.lengths if s.path.startswith("JSON"))
-    out = restore(hostile.write_value(site, BUSY.data, 0xFFFFFFFF))
+    out = restore(pool.write_value(site, BUSY.data, 0xFFFFFFFF))
     assert isinstance(out.error, MalformedStream) and out.error.offset == site.offset
     assert out.peak < 1 << 20
 
@@ -130,7 +131,7 @@ def _ranged_fields():
 
 def _outside(site) -> list[int]:
     valid = site.entry.valid
-    lo, hi = hostile.bounds(site)
+    lo, hi = pool.bounds(site)
     candidates = [lo, hi] + ([valid.start - 1, valid.stop] if isinstance(valid, range)
                              else [max(valid) + 1, min(valid) - 1])
     return sorted({v for v in candidates if lo <= v <= hi and v not in valid})
@@ -142,7 +143,7 @@ def test_a_field_out_of_its_range_is_refused_naming_its_offset_and_path(name, si
     values = _outside(site)
     assert values, site.path
     for value in values:
-        out = restore(hostile.write_value(site, seed.data, value), seed)
+        out = restore(pool.write_value(site, seed.data, value), seed)
         assert isinstance(out.error, InvalidField), (site.path, value, out.error)
         assert (out.error.offset, out.error.path) == (site.offset, site.path)
 
@@ -151,8 +152,8 @@ def test_a_field_out_of_its_range_is_refused_naming_its_offset_and_path(name, si
 @given(seeds, st.data())
 def test_any_value_in_any_field_is_refused_or_restored(seed, draw):
     site = draw.draw(st.sampled_from(seed.layout.values))
-    value = draw.draw(st.integers(*hostile.bounds(site)))
-    restore(hostile.write_value(site, seed.data, value), seed)
+    value = draw.draw(st.integers(*pool.bounds(site)))
+    restore(pool.write_value(site, seed.data, value), seed)
 
 
 @pytest.mark.parametrize("seed", [BUSY, QEMU], ids=lambda s: s.name)
@@ -174,7 +175,7 @@ def test_device_sections_in_another_order_restore_the_same_machine(seed):
     reordered = reordered[:seed.layout.eof + 1]     # the JSON description lists them in the old order
     expected = migration.restore(seed.data[:seed.layout.eof + 1], destination(seed)).get_state()
     dest = destination(seed)
-    assert hostile.probe(reordered, dest).error is None
+    assert probe.probe(reordered, dest).error is None
     assert dest.get_state() == expected
 
 
@@ -187,11 +188,11 @@ def test_trailing_garbage_after_the_description_is_refused_where_it_starts(seed,
 
 
 @FAST
-@given(seeds, st.integers(0, 2**32 - 1), st.sampled_from(sorted(hostile.MUTATIONS)))
+@given(seeds, st.integers(0, 2**32 - 1), st.sampled_from(sorted(mutations.MUTATIONS)))
 def test_every_mutation_is_refused_or_restored(seed, number, name):
     rng = random.Random(number)
-    data = hostile.MUTATIONS[name](rng, seed, seed.data) if name != "splice" else \
-        hostile.splice(rng, seed, seed.data, rng.choice(SEEDS))
+    data = mutations.MUTATIONS[name](rng, seed, seed.data) if name != "splice" else \
+        mutations.splice(rng, seed, seed.data, rng.choice(SEEDS))
     restore(data, seed)
 
 
@@ -214,12 +215,12 @@ def test_a_virtual_time_too_late_for_any_deadline_is_refused_at_the_timer_field(
     seed = BY_NAME["rtc-periodic-coalesced"]
     site = next(s for s in seed.layout.values if s.path == "timer.cpu_clock_offset")
     for value in (MAX_VIRTUAL_NS, 2**63 - 1):
-        out = restore(hostile.write_value(site, seed.data, value), seed)
+        out = restore(pool.write_value(site, seed.data, value), seed)
         assert isinstance(out.error, InvalidField)
         assert (out.error.offset, out.error.path) == (site.offset, "timer.cpu_clock_offset")
-    latest = hostile.write_value(site, seed.data, MAX_VIRTUAL_NS - 1)
+    latest = pool.write_value(site, seed.data, MAX_VIRTUAL_NS - 1)
     dest = destination(seed)
-    assert hostile.probe(latest, dest).error is None
+    assert probe.probe(latest, dest).error is None
     assert dest.clock.now == MAX_VIRTUAL_NS - 1
 
 
@@ -258,7 +259,7 @@ def test_streams_with_ever_new_sets_of_sections_do_not_make_the_loader_hold_more
 # -- the harness can fail ----------------------------------------------------------------
 def test_probe_reports_an_untyped_exception(monkeypatch):
     monkeypatch.setattr(migration, "restore", lambda data, machine: {}["missing"])
-    assert hostile.probe(BUSY.data, PcMachine()).violation == "untyped"
+    assert probe.probe(BUSY.data, PcMachine()).violation == "untyped"
 
 
 def test_probe_reports_a_refusal_that_changed_the_destination(monkeypatch):
@@ -267,7 +268,7 @@ def test_probe_reports_a_refusal_that_changed_the_destination(monkeypatch):
         raise TruncatedStream("cut", 3)
 
     monkeypatch.setattr(migration, "restore", restore_badly)
-    assert hostile.probe(BUSY.data, PcMachine()).violation == "destination changed"
+    assert probe.probe(BUSY.data, PcMachine()).violation == "destination changed"
 
 
 def test_probe_reports_a_refusal_without_an_offset(monkeypatch):
@@ -275,16 +276,16 @@ def test_probe_reports_a_refusal_without_an_offset(monkeypatch):
         raise MalformedStream("somewhere")
 
     monkeypatch.setattr(migration, "restore", refuse)
-    assert hostile.probe(BUSY.data, PcMachine()).violation == "no offset"
+    assert probe.probe(BUSY.data, PcMachine()).violation == "no offset"
 
 
 def test_probe_reports_an_allocation_over_the_bound(monkeypatch):
     def hoard(data, machine):
-        kept = bytearray(hostile.ALLOCATION_BOUND + 1)
+        kept = bytearray(probe.ALLOCATION_BOUND + 1)
         raise TruncatedStream(f"cut after {len(kept)}", 3)
 
     monkeypatch.setattr(migration, "restore", hoard)
-    assert hostile.probe(BUSY.data, PcMachine()).violation == "allocation"
+    assert probe.probe(BUSY.data, PcMachine()).violation == "allocation"
 
 
 def test_probe_reports_a_hang(monkeypatch):
@@ -293,7 +294,7 @@ def test_probe_reports_a_hang(monkeypatch):
             pass
 
     monkeypatch.setattr(migration, "restore", spin)
-    out = hostile.probe(BUSY.data, PcMachine(), seconds=0.2)
+    out = probe.probe(BUSY.data, PcMachine(), seconds=0.2)
     assert out.violation == "hang" and out.seconds < 1
 
 
@@ -303,7 +304,7 @@ def test_probe_reports_a_restored_machine_that_cannot_save(monkeypatch):
         return machine
 
     monkeypatch.setattr(migration, "restore", corrupt)
-    assert hostile.probe(BUSY.data, PcMachine()).violation == "unsaveable"
+    assert probe.probe(BUSY.data, PcMachine()).violation == "unsaveable"
 
 
 def test_a_campaign_reports_memory_that_restores_keep_holding(monkeypatch):
@@ -314,17 +315,17 @@ def test_a_campaign_reports_memory_that_restores_keep_holding(monkeypatch):
         return machine
 
     monkeypatch.setattr(migration, "restore", restore_and_keep)
-    monkeypatch.setattr(hostile, "WARM_UP", 20)
-    monkeypatch.setattr(hostile, "RETAINED_BOUND", 4 << 20)
-    report = hostile.campaign(100, seed=1)
+    monkeypatch.setattr(campaign, "WARM_UP", 20)
+    monkeypatch.setattr(campaign, "RETAINED_BOUND", 4 << 20)
+    report = campaign.campaign(100, seed=1)
     assert [f.violation for f in report.findings] == ["retained memory"]
     assert report.retained >= 80 * 100_000
 
 
 # -- the campaign and its command ----------------------------------------------------------
 def test_a_small_campaign_is_clean_and_repeatable():
-    a = hostile.campaign(150, seed=3)
-    b = hostile.campaign(150, seed=3)
+    a = campaign.campaign(150, seed=3)
+    b = campaign.campaign(150, seed=3)
     assert a.clean, a.to_json()["violations"]
     assert (a.restored, a.refused, a.mutations) == (b.restored, b.refused, b.mutations)
     assert a.restored and sum(a.refused.values()) == 150 - a.restored
@@ -347,4 +348,4 @@ def test_the_command_exits_0_when_clean_and_2_on_bad_input(tmp_path):
 
 
 def test_the_descriptions_length_is_bounded_by_the_stream_layer():
-    assert stream.MAX_DESCRIPTION < hostile.ALLOCATION_BOUND
+    assert stream.MAX_DESCRIPTION < probe.ALLOCATION_BOUND

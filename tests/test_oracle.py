@@ -54,7 +54,7 @@ def test_oracle_diff_reports_identical_and_exits_zero():
 def test_oracle_diff_marks_the_first_difference_and_exits_one(monkeypatch):
     """Our side's output is doctored (the devices are left alone): the diff
     must name the parting line and fail."""
-    import vmstate.cli as cli
+    from vmstate.cli import reference as cli
 
     real = cli._our_lines
 

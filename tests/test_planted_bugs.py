@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from differential import SCENARIOS
+from vmstate.trace.snippets import pm_bring_up
 from planted import PLANTED, drop_field
 from schemas import SECTIONS
 from schemas.i8254 import PIT_CHANNEL
@@ -213,17 +214,12 @@ inb 0x71
         """\
 # The PM timer armed for bit 23's first toggle; migrated at 1 s.
 irq_intercept_in ioapic
-outl 0xcf8 0x80000b40
-outl 0xcfc 0x601
-outl 0xcf8 0x80000b80
-outl 0xcfc 0x1
-outw 0x600 0x1
-outw 0x602 0x1
+{PM_BRING_UP}
 clock_step 1000000000
 migrate
 inl 0x608
 inw 0x600
-""", first_after_migrate("inw 0x600"), lambda s, m: _read(0x0)(s) and _read(0x1)(m)),
+""".format(PM_BRING_UP="\n".join(pm_bring_up())), first_after_migrate("inw 0x600"), lambda s, m: _read(0x0)(s) and _read(0x1)(m)),
     # 0xcf8 holds PMREGMISC's address at the second migration; the 0xcfc
     # write after it (re-enabling the PM I/O space) goes nowhere without it,
     # and the first access that can tell is the read of the moved PM block,

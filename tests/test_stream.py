@@ -6,10 +6,12 @@ import struct
 import pytest
 
 from realstream import real_stream
+from schemas import SECTIONS, by_idstr
+from sectionbytes import payload_at, refused
 from vmstate.machine import migration
 from vmstate.wire import stream
 from vmstate.core.errors import (MalformedStream, NotAStream, StreamError, TrailingData, TruncatedStream,
-                            UnknownSection, UsageError, VersionTooNew, VersionTooOld)
+                                 UnknownSection, UnknownSubsection, UsageError, VersionTooNew, VersionTooOld)
 from vmstate.machine.pc import PcMachine
 
 PM_ON = [(0xCF8, 0x80000B40), (0xCFC, 0x601), (0xCF8, 0x80000B80), (0xCFC, 0x1)]
@@ -23,6 +25,41 @@ def busy_machine() -> PcMachine:
     m.io_write(0x602, 2, 1)          # TMR_EN: the PM timer is armed
     m.clock_step(1_000_000)
     return m
+
+
+def _out_of_range():
+    for schema in SECTIONS:
+        d = schema.description
+        yield pytest.param(schema.idstr, d.version + 1, VersionTooNew, id=f"{schema.device}-v{d.version + 1}")
+        for version in sorted({d.minimum - 1, 0}):
+            yield pytest.param(schema.idstr, version, VersionTooOld, id=f"{schema.device}-v{version}")
+
+
+@pytest.mark.parametrize("idstr, version, error", list(_out_of_range()))
+def test_every_sections_versions_out_of_range_are_refused_at_the_version_field(idstr, version, error):
+    """Above the version a destination loads, or below the description's
+    minimum: refused, naming the section and the offset of its version
+    field, and nothing is applied."""
+    data = bytearray(migration.save(busy_machine()))
+    at = payload_at(bytes(data), idstr)
+    struct.pack_into(">I", data, at - 4, version)
+    err = refused(bytes(data), busy_machine(), error)
+    assert (err.path, err.offset) == (idstr, at - 4)
+
+
+@pytest.mark.parametrize("schema", SECTIONS, ids=[s.device for s in SECTIONS])
+def test_every_sections_unknown_subsection_is_refused_where_it_starts(schema):
+    """A subsection named for the section but unknown to its description
+    (QEMU: -ENOENT) after the known ones: refused at its first byte."""
+    data = migration.save(busy_machine())
+    span = next(s for s in stream.layout(data, lambda idstr: getattr(by_idstr(idstr), "description", None)).sections
+                if s.idstr == schema.idstr)
+    end = span.end - 5                       # the footer
+    name = f"{schema.description.name}/lost_ticks".encode()
+    sub = bytes([0x05, len(name)]) + name + struct.pack(">I", 1) + bytes(4)
+    err = refused(data[:end] + sub + data[end:], busy_machine(), UnknownSubsection)
+    assert (err.path, err.offset) == (schema.idstr, end)
+    assert name.decode() in err.message
 
 
 def states(m: PcMachine) -> dict:

@@ -22,6 +22,7 @@ from vmstate.machine import migration
 from vmstate.machine.pc import PcMachine
 from vmstate.present import flatten, shown
 from vmstate.trace.load import run_to_first_migrate
+from vmstate.trace.snippets import pm_bring_up
 from vmstate.wire.table import to_container
 
 SCENARIO = """\
@@ -42,12 +43,7 @@ outb 0x71 0x26
 outb 0x70 0x0b
 outb 0x71 0x12
 # PM timer: block at 0x600, TMR_EN
-outl 0xcf8 0x80000b40
-outl 0xcfc 0x601
-outl 0xcf8 0x80000b80
-outl 0xcfc 0x1
-outw 0x600 0x1
-outw 0x602 0x1
+{pm_bring_up}
 clock_step 1999000000
 # a PIT count latched, its low byte read: the high byte is still to come
 outb 0x43 0x00
@@ -65,6 +61,7 @@ readl 0xfed000f0
 inl 0x608
 """
 
+SCENARIO = SCENARIO.replace("{pm_bring_up}", "\n".join(pm_bring_up()))
 PERIODIC = SCENARIO.replace("outb 0x71 0x12", "outb 0x71 0x52")
 
 SHOWN = {"i8254", "hpet", "mc146818rtc", "0000:00:01.3/piix4_pm", "timer"}

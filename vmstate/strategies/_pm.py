@@ -9,6 +9,7 @@ from typing import Sequence
 from devices.acpi_pm import DEVFN, GPE_BASE, PM1_CNT, PM1_EN, PM1_STS, PM_TMR, PMBA, PMREGMISC, SLP_EN
 from devices.pci import COMMAND, CONFIG_ADDRESS, CONFIG_DATA, INTERRUPT_LINE, VENDOR_ID, config_address
 from vmstate.strategies._base import Chunk, _hex, _weighted, require
+from vmstate.trace.snippets import pci_write, pm_bring_up
 
 #: Where the PM block is placed: QEMU's default and other free I/O ranges
 #: (nothing else decodes there on pc, and vmstate models the same).
@@ -16,8 +17,7 @@ PM_BASES = (0x600, 0xB000, 0x1000, 0x4000)
 
 
 def _pci_write(reg: int, value: int) -> Chunk:
-    return [f"outl {_hex(CONFIG_ADDRESS)} {_hex(config_address(DEVFN, reg))}",
-            f"outl {_hex(CONFIG_DATA)} {_hex(value)}"]
+    return pci_write(DEVFN, reg, value)
 
 
 @st.composite
@@ -73,9 +73,7 @@ def _pm_bringup(draw, bases: SearchStrategy[int]) -> Chunk:
     next toggle of bit 23, about 2.34 s of PM ticks later), enables the
     timer's interrupt (TMR_EN), and sometimes reads the status back."""
     base = draw(bases)
-    lines = _pci_write(PMBA, base | 1) + _pci_write(PMREGMISC, 1)
-    lines.append(f"outw {_hex(base + PM1_STS)} {_hex(draw(_pm_acks))}")
-    lines.append(f"outw {_hex(base + PM1_EN)} {_hex(draw(_pm_enables))}")
+    lines = pm_bring_up(base, draw(_pm_acks), draw(_pm_enables))
     if draw(st.booleans()):
         lines.append(f"inw {_hex(base + PM1_STS)}")
     return lines

@@ -1,0 +1,122 @@
+"""The QEMU 7.2 reference: ``oracle build``, ``run``, ``record``, ``diff``."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from vmstate.cli.group import fail, load_trace_file, machine_options, main
+from vmstate.core.errors import VmstateError
+
+
+@main.group()
+def oracle():
+    """The QEMU 7.2 reference: build it, run traces on it, compare."""
+
+
+@oracle.command("build")
+@click.option("--yes", "-y", is_flag=True, help="Install the build dependencies without asking.")
+def oracle_build(yes):
+    """Build the QEMU 7.2 reference with the qtest accelerator from Debian's
+    source package (cached; returns at once when already built).
+
+    Building changes the system: it adds a deb-src entry for bookworm main
+    if there is none, runs apt-get update and installs QEMU's build
+    dependencies (ninja-build, libglib2.0-dev, libpixman-1-dev, flex, bison,
+    pkg-config, zlib1g-dev, libfdt-dev, dpkg-dev, qemu-system-data,
+    seabios) as root.  It asks first on a terminal; elsewhere it needs
+    --yes.  About 5 minutes on 2 cores."""
+    from vmstate.trace import oracle as ref
+
+    try:
+        click.echo(ref.build(yes))
+    except VmstateError as err:
+        fail(err, False)
+
+
+def _reference_lines(trace, rtc_base, rtc_clock, keep_streams=None):
+    from vmstate.trace.oracle import Reference
+
+    commands, options = load_trace_file(trace, rtc_base, rtc_clock)
+    return Reference(options["rtc_base"], options["rtc_clock"], keep_streams).run(commands)
+
+
+def _our_lines(path, rtc_base, rtc_clock):
+    from vmstate.machine.pc import PcMachine
+    from vmstate.trace.qtest import Runner
+
+    from vmstate.machine.migration import migrate_as_the_reference_does
+
+    with open(path) as trace:
+        commands, options = load_trace_file(trace, rtc_base, rtc_clock)
+    runner = Runner(PcMachine(**options), migrate=lambda machine, command: migrate_as_the_reference_does(machine))
+    return list(runner.run(commands))
+
+
+@oracle.command("run")
+@click.argument("trace", type=click.File("r"))
+@machine_options
+@click.option("--keep-streams", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep each migration's stream file in this directory.")
+def oracle_run(trace, rtc_base, rtc_clock, keep_streams):
+    """Run TRACE on the reference and print its replies."""
+    try:
+        for line in _reference_lines(trace, rtc_base, rtc_clock, keep_streams):
+            click.echo(line)
+    except VmstateError as err:
+        fail(err, False)
+
+
+@oracle.command("record")
+@click.argument("traces", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def oracle_record(traces):
+    """Write each trace's reference output beside it as NAME.qemu.
+
+    These files are the expected outputs of the differential tests: they come
+    from QEMU, never from vmstate."""
+    try:
+        for path in traces:
+            with open(path) as trace:
+                lines = _reference_lines(trace, None, None)
+            path.with_suffix(".qemu").write_text("".join(f"{line}\n" for line in lines))
+            click.echo(f"{path.with_suffix('.qemu')}: {len(lines)} lines")
+    except VmstateError as err:
+        fail(err, False)
+
+
+@oracle.command("diff")
+@click.argument("trace", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@machine_options
+@click.option("--json", "as_json", is_flag=True, help="Print both outputs and the first difference as JSON.")
+def oracle_diff(trace, rtc_base, rtc_clock, as_json):
+    """Run TRACE on vmstate and on the reference, side by side.
+
+    Exits 0 when the outputs are identical, 1 when they part (the first such
+    line is marked), 2 on bad input or a missing reference."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from vmstate.trace.oracle import first_difference
+
+    try:
+        ours = _our_lines(trace, rtc_base, rtc_clock)
+        with open(trace) as handle:
+            theirs = _reference_lines(handle, rtc_base, rtc_clock)
+    except VmstateError as err:
+        fail(err, as_json)
+    first = first_difference(ours, theirs)
+    if as_json:
+        click.echo(json.dumps({"vmstate": ours, "qemu": theirs, "first_difference": first}))
+    else:
+        table = Table("#", "vmstate", "QEMU 7.2", "")
+        for i in range(max(len(ours), len(theirs))):
+            a = ours[i] if i < len(ours) else ""
+            b = theirs[i] if i < len(theirs) else ""
+            mark = "<< first difference" if i == first else ("!=" if a != b else "")
+            style = "bold red" if i == first else None
+            table.add_row(str(i + 1), a, b, mark, style=style)
+        Console().print(table)
+        click.echo("identical" if first is None else f"outputs part at output line {first + 1}")
+    sys.exit(0 if first is None else 1)
