@@ -15,6 +15,7 @@ layer can serialize it field for field.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from vmstate.core.bus import Region, Sizes
 from vmstate.core.clock import NANOSECONDS_PER_SECOND, VirtualClock
@@ -134,6 +135,33 @@ def channel_out(ch: PitChannelState, now: int) -> int:
     return int(d >= count)
 
 
+#: Whole periods a periodic channel 0 may lag its clock's horizon before its
+#: interrupt timer skips ahead (when nobody observes the line).
+SKIP_AFTER = 4
+
+
+def skip_periods(ch: PitChannelState, at: int, horizon: int) -> int:
+    """A transition of a periodic channel (modes 2 and 3) whole periods
+    after ``at``, and at least two periods before ``horizon``: where QEMU's
+    timer, firing at every transition on the way, would be then.  Used only
+    while nobody observes the interrupt line, so the edges skipped are edges
+    no one could see; the state left (the next transition, the line's level
+    from there on) is the one firing every period gives.  ``at`` itself is
+    returned when it is not a transition this arithmetic can place."""
+    if ch.mode not in (2, 3) or ch.count <= 1:
+        return at
+    elapsed = at - ch.count_load_time
+    if elapsed < 0:
+        return at
+    tick = -(-elapsed * PIT_FREQ // NANOSECONDS_PER_SECOND)     # the tick whose time, rounded down, is at
+    if tick * NANOSECONDS_PER_SECOND // PIT_FREQ != elapsed:
+        return at
+    periods = (horizon - at) * PIT_FREQ // (ch.count * NANOSECONDS_PER_SECOND) - 2
+    if periods <= 0:
+        return at
+    return ch.count_load_time + (tick + periods * ch.count) * NANOSECONDS_PER_SECOND // PIT_FREQ
+
+
 def next_transition(ch: PitChannelState, now: int) -> int:
     """When OUT next changes (ns), or -1 if it never will.  A transition that
     rounds to now or earlier is put 1 ns ahead, as QEMU does."""
@@ -165,9 +193,13 @@ def next_transition(ch: PitChannelState, now: int) -> int:
 class Pit(Device):
     name = "i8254"
 
-    def __init__(self, clock: VirtualClock, irq: IrqLine):
+    def __init__(self, clock: VirtualClock, irq: IrqLine, unobserved: Callable[[], bool] = lambda: False):
+        """``unobserved()`` says whether nothing can see the interrupt
+        line now (the machine's qtest client does not intercept it): then a
+        periodic channel 0 may skip the periods a long step crosses."""
         self.clock = clock
         self.irq = irq
+        self.unobserved = unobserved
         self.channels = [PitChannelState() for _ in range(3)]
         self.irq_disabled = 0
         self.irq_timer = clock.timer(self._irq_timer_fired, "pit-irq")
@@ -200,7 +232,11 @@ class Pit(Device):
         self.irq_timer.load(expire)
 
     def _irq_timer_fired(self) -> None:
-        self._update_irq(self.channels[0].next_transition_time)
+        at = self.channels[0].next_transition_time
+        if self.clock.horizon - at > SKIP_AFTER * self.channels[0].count * NANOSECONDS_PER_SECOND // PIT_FREQ \
+                and self.unobserved():
+            at = skip_periods(self.channels[0], at, self.clock.horizon)
+        self._update_irq(at)
 
     def irq_control(self, enable: int) -> None:
         """The gpio input the HPET drives: low while its legacy replacement

@@ -153,6 +153,7 @@ class Rtc(Device):
         self.periodic_timer = self.rtc_clock.timer(self._periodic_fired, "rtc-periodic")
         self.update_timer = self.rtc_clock.timer(self._update_fired, "rtc-update")
         self.on_time_set = on_time_set
+        self._flagged_until: int | None = None
         self.region = Region("rtc", 2, self._read, self._write, impl=Sizes(1, 1))
 
         self.cmos[REG_A] = 0x26
@@ -380,11 +381,27 @@ class Rtc(Device):
         self.periodic_timer.mod(self.next_periodic_time)
 
     def _periodic_fired(self) -> None:
-        self._periodic_update(self.next_periodic_time, self.period, False)
+        at = self.next_periodic_time
+        horizon = self.rtc_clock.horizon
+        flagged = self.cmos[REG_C] & (C_PF | C_IRQF) == C_PF | C_IRQF
+        if flagged and self._flagged_until == horizon:
+            at = self._skip_periods(at, horizon)
+        # A tick that finds PF and IRQF set changes nothing a guest or a
+        # qtest client can see, but the next deadline: once one such tick
+        # has passed in a clock step, the step skips whole periods.
+        self._flagged_until = horizon if flagged else None
+        self._periodic_update(at, self.period, False)
         self.cmos[REG_C] |= C_PF
         if self.cmos[REG_B] & B_PIE:
             self.cmos[REG_C] |= C_IRQF
             self.irq.raise_()
+
+    def _skip_periods(self, at: int, horizon: int) -> int:
+        """The tick whole periods after ``at`` and two periods before
+        ``horizon`` (ticks fall on the 32 kHz grid, one period apart)."""
+        tick = muldiv64(at, RTC_CLOCK_RATE, NS)
+        periods = (muldiv64(horizon, RTC_CLOCK_RATE, NS) - tick) // self.period - 2
+        return ticks_to_ns(tick + periods * self.period) + 1 if periods > 0 else at
 
     # -- the ports -----------------------------------------------------------
     def _write(self, offset: int, size: int, value: int) -> None:

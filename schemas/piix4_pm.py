@@ -8,12 +8,21 @@ it: a 2,432-byte payload with the memory-hotplug subsection.
 """
 import struct
 
+from devices.pci import load_mismatch
+
 from vmstate.wire.kinds import BOOL, INT64, TIMER, UINT16, UINT32, UINT8, Kind
 from vmstate.wire.table import Buffer, Check, Description, Field, Nested, Subsection
 
 # QEMU's "int32 le": a big-endian int32 that must be positive and at most the
 # destination's own value (the PCI device section's version).
 INT32_LE = Kind("int32 le", "i", 4, -(1 << 31), (1 << 31) - 1)
+
+
+def _config_matches(state, aux) -> bool:
+    """the read-only bytes QEMU compares with its own function (ids,
+    revision, class, header type, capabilities): "Bad config data" """
+    own = aux.get("pci.own_config")
+    return own is None or load_mismatch(own, state.config) is None
 
 
 def _irq_levels_valid(state) -> bool:
@@ -26,6 +35,8 @@ PCI_DEVICE = Description("PCIDevice", version=2, minimum=1, fields=[
     Buffer("config[0]", 256, path="config", kind_name="pci config"),
     Buffer("irq_state", 16, kind_name="pci irq state"),
 ], checks=[
+    Check("config[0]", _config_matches, "a read-only byte differs from this machine's function: QEMU refuses "
+          "the load (Bad config data)", uses_aux=True),
     Check("irq_state", _irq_levels_valid, "each of the four INTx levels must be 0 or 1"),
 ])
 
@@ -87,6 +98,12 @@ def _sts_consistent(state) -> bool:
     return bool(state.pm1_en & 1) and not state.pm1_sts & 1
 
 
+def _pre_load(state, version: int, aux: dict) -> None:
+    """The destination's own configuration, which a load's read-only bytes
+    must match (QEMU's pci_device_load)."""
+    aux["pci.own_config"] = state.config
+
+
 PIIX4_PM = Description("piix4_pm", version=3, minimum=3, fields=[
     Nested("parent_obj", PCI_DEVICE, path=""),
     Field("ar.pm1.evt.sts", UINT16, path="pm1_sts"),
@@ -104,4 +121,4 @@ PIIX4_PM = Description("piix4_pm", version=3, minimum=3, fields=[
     Subsection(MEMHP, needed=lambda state: True),
 ], checks=[
     Check("ar.tmr.timer", _sts_consistent, "the PM timer is armed although TMR_EN is clear or TMR_STS is set"),
-])
+], pre_load=_pre_load)

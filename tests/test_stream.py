@@ -10,7 +10,7 @@ from schemas import SECTIONS, by_idstr
 from sectionbytes import payload_at, refused
 from vmstate.machine import migration
 from vmstate.wire import stream
-from vmstate.core.errors import (MalformedStream, NotAStream, StreamError, TrailingData, TruncatedStream,
+from vmstate.core.errors import (InvalidField, MalformedStream, NotAStream, StreamError, TrailingData, TruncatedStream,
                                  UnknownSection, UnknownSubsection, UsageError, VersionTooNew, VersionTooOld)
 from vmstate.machine.pc import PcMachine
 
@@ -188,3 +188,21 @@ def test_the_json_description_is_written_once_per_shape():
     tail = lambda d: d[d.index(b'{"page_size"') - 5:]
     assert tail(a) == tail(b)
     assert stream._described is not None
+
+
+@pytest.mark.parametrize("byte, value, refused_", [(0x00, 0xFF, True), (0x02, 0xFF, True), (0x08, 0x04, True),
+                                                    (0x0E, 0x80, True), (0x06, 0x90, True), (0x06, 0x80, False),
+                                                    (0x0D, 0x40, False), (0x40, 0x01, False), (0x3C, 0x0B, False)])
+def test_a_pm_configuration_is_loaded_as_qemus_pci_device_load_loads_it(byte, value, refused_):
+    """QEMU refuses a load whose bytes differ from its own function where
+    they are read-only and checked (ids, revision, class, header type, the
+    capability bit; its "Bad config data"); other bytes load as sent."""
+    data = bytearray(migration.save(busy_machine()))
+    at = payload_at(bytes(data), "0000:00:01.3/piix4_pm") + 4    # after the PCI device's version
+    data[at + byte] = value
+    if refused_:
+        err = refused(bytes(data), busy_machine(), InvalidField)
+        assert (err.path, err.offset) == ("0000:00:01.3/piix4_pm.parent_obj.config[0]", at)
+        assert "Bad config data" in err.message
+    else:
+        assert migration.restore(bytes(data)).pm.config[byte] == value

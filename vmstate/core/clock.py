@@ -73,12 +73,18 @@ class EventBudget:
     timer, a stream whose clock lies) can make a command do.  The count is
     deterministic, so a fuzzer can replay and shrink what it refuses.  One
     budget may be shared by the clocks of several machines (a scenario's
-    runs and every destination a migration makes)."""
+    runs and every destination a migration makes).  ``progress``, when
+    given, is told the events spent every :data:`PROGRESS_EVERY`."""
 
-    __slots__ = ("limit", "spent")
+    __slots__ = ("limit", "spent", "progress")
+    PROGRESS_EVERY = 1 << 16
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, progress: Callable[[int], None] | None = None):
         self.limit = limit
+        self.spent = 0
+        self.progress = progress
+
+    def reset(self) -> None:
         self.spent = 0
 
     def spend(self, timer: "Timer") -> None:
@@ -86,6 +92,8 @@ class EventBudget:
         if self.spent > self.limit:
             raise EventBudgetExceeded(f"more than {self.limit} timer events (the last: "
                                       f"{timer.name or 'a timer'} at {timer.clock.now} ns)", timer.name)
+        if self.progress is not None and not self.spent % self.PROGRESS_EVERY:
+            self.progress(self.spent)
 
 
 class VirtualClock:
@@ -98,6 +106,7 @@ class VirtualClock:
 
     def __init__(self, start: int = 0, budget: EventBudget | None = None):
         self._now = start
+        self._dest = start
         self._heap: list[tuple[int, int, Timer]] = []
         self._seq = itertools.count()
         self.budget = budget
@@ -105,6 +114,14 @@ class VirtualClock:
     @property
     def now(self) -> int:
         return self._now
+
+    @property
+    def horizon(self) -> int:
+        """The time the clock is moving to: a warp's destination while it
+        runs, else now.  A timer that fires on a periodic source nobody
+        observes may skip whole periods up to it (the result is the one
+        firing every period would give)."""
+        return max(self._dest, self._now)
 
     def timer(self, callback: Callable[[], None], name: str = "") -> Timer:
         return Timer(self, callback, name)
@@ -136,7 +153,7 @@ class VirtualClock:
     def load(self, now: int) -> None:
         """Set the time a migration stream carried, running nothing: every
         timer is then re-armed by the state that is loaded with it."""
-        self._now = now
+        self._now = self._dest = now
 
     def deadline(self) -> int | None:
         """The earliest pending deadline, or None when nothing is armed."""
@@ -164,13 +181,17 @@ class VirtualClock:
         """Advance to ``dest``, stopping at each deadline on the way
         (``qtest_clock_warp``).  A destination in the past does nothing, and
         neither does one equal to now: no timer runs then."""
-        while self._now < dest:
-            head = self._head()
-            if head is None or head[0] >= dest:
-                self._now = dest
-            elif head[0] > self._now:
-                self._now = head[0]
-            self.run_due()
+        self._dest = dest
+        try:
+            while self._now < dest:
+                head = self._head()
+                if head is None or head[0] >= dest:
+                    self._now = dest
+                elif head[0] > self._now:
+                    self._now = head[0]
+                self.run_due()
+        finally:
+            self._dest = self._now
 
     def step(self, ns: int | None = None) -> int:
         """qtest's ``clock_step``: by ``ns``, or with None to the next
@@ -203,6 +224,11 @@ class HostClock:
     @property
     def now(self) -> int:
         return self.epoch + self.paused_total + self.virtual.now
+
+    @property
+    def horizon(self) -> int:
+        """As :attr:`VirtualClock.horizon`, in host time."""
+        return self.epoch + self.paused_total + self.virtual.horizon
 
     def timer(self, callback: Callable[[], None], name: str = "") -> Timer:
         timer = Timer(self, callback, name)

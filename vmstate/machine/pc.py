@@ -51,13 +51,16 @@ def parse_rtc_base(text: str) -> int:
 
 @dataclass
 class Session:
-    """The qtest client's side: what it has observed and which interrupt
+    """The qtest client's side: what it has observed (``observations``, or
+    None to keep no record: a long ``vmstate run`` needs only its replies),
+    the interrupt edges reported since the runner last took them, and which
     levels it last reported (qtest's ``irq_levels``, zero until told)."""
 
-    observations: Observations = field(default_factory=Observations)
+    observations: Observations | None = field(default_factory=Observations)
     intercepting: bool = False
     irq_levels: list[int] = field(default_factory=lambda: [0] * IOAPIC_PINS)
     op: int = 0
+    edges: list[Edge] = field(default_factory=list)
 
 
 class PcMachine:
@@ -83,7 +86,7 @@ class PcMachine:
         self.session: Session | None = Session()
         self.timer = ClockDevice(self.clock)
         self.pci = PciHost()
-        for function in pc_functions():
+        for function in pc_functions(RAM_SIZE):
             self.pci.add(function)
         self.pm = AcpiPm(self.clock, self.gsi[9], self.io)
         self.pci.add(self.pm)
@@ -98,7 +101,7 @@ class PcMachine:
         self.rtc = Rtc(self.clock, self.host, IrqLine(self.hpet.rtc_input), self.rtc_base, self.rtc_clock,
                        on_time_set=self.monitor.rtc_change)
         self.io.map(RTC_PORT, self.rtc.region)
-        self.pit = Pit(self.clock, IrqLine(self.hpet.pit_input))
+        self.pit = Pit(self.clock, IrqLine(self.hpet.pit_input), unobserved=self._unobserved)
         self.io.map(PIT_PORT, self.pit.region)
         self.pcspk = Pcspk(self.pit)
         self.io.map(SPEAKER_PORT, self.pcspk.region)
@@ -114,7 +117,15 @@ class PcMachine:
         session = self.session
         if session is not None and session.intercepting and session.irq_levels[n] != level:
             session.irq_levels[n] = level
-            session.observations.events.append(Edge(session.op, self.clock.now, n, level))
+            edge = Edge(session.op, self.clock.now, n, level)
+            session.edges.append(edge)
+            if session.observations is not None:
+                session.observations.events.append(edge)
+
+    def _unobserved(self) -> bool:
+        """Whether no one sees the interrupt lines: the qtest client does
+        not intercept them, and nothing else here reads them."""
+        return self.session is None or not self.session.intercepting
 
     def intercept(self, path: str) -> str:
         """qtest's ``irq_intercept_in``: the reply it sends."""
@@ -126,7 +137,7 @@ class PcMachine:
 
     # -- guest accesses ---------------------------------------------------------
     def _record(self, event) -> None:
-        if self.session is not None:
+        if self.session is not None and self.session.observations is not None:
             self.session.observations.events.append(event)
 
     def _op(self) -> int:

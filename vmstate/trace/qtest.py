@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from vmstate.core.errors import TraceError
-from vmstate.core.observe import Edge
 from vmstate.trace.numbers import parse_number
-from vmstate.trace.points import through_the_bytes
+from vmstate.trace.points import point_of, through_the_bytes
 
 PORT_WIDTHS = {"outb": 1, "outw": 2, "outl": 4, "inb": 1, "inw": 2, "inl": 4}
 MEM_WIDTHS = {"writeb": 1, "writew": 2, "writel": 4, "writeq": 8,
@@ -50,10 +49,15 @@ def _arity(words: list[str], n: int, usage: str) -> None:
 
 
 def parse_line(line: int, text: str) -> Command | None:
-    stripped = text.rstrip("\r\n")
-    if not stripped.strip() or stripped.lstrip().startswith("#"):
+    """One line of a trace (without its newline), or None for a blank line
+    or a comment.  Everything else is a command, as QEMU reads it: a
+    carriage return or form feed is part of the last word."""
+    stripped = text
+    if not stripped.strip(" \t") or stripped.lstrip(" \t").startswith("#"):
         return None
     try:
+        if "\0" in stripped:
+            raise TraceError("a NUL byte: QEMU's qtest stops answering for good at one")
         words = stripped.split(" ")
         name = words[0]
         if "" in words:
@@ -85,6 +89,7 @@ def parse_line(line: int, text: str) -> Command | None:
             args = ()
         elif name == "migrate":
             args = tuple(_migrate_option(w) for w in words[1:])
+            point_of(Command(line, stripped, name, args))   # a bad option stops the trace before it runs
         elif name in ("irq_intercept_out", "set_irq_in", "read", "write", "b64read",
                       "b64write", "memset", "module_load", "rtas"):
             raise TraceError(f"'{name}' is a qtest command vmstate does not model")
@@ -102,13 +107,29 @@ def _migrate_option(word: str) -> tuple[str, str]:
     return key, value
 
 
-def parse_trace(text: str) -> list[Command]:
-    commands = []
-    for number, line in enumerate(text.splitlines(), start=1):
+def iter_commands(text: str) -> Iterator[Command]:
+    """A trace's commands, one at a time.  Lines end at ``\n`` only, as
+    QEMU's qtest splits them."""
+    for number, line in enumerate(text.split("\n"), start=1):
         command = parse_line(number, line)
         if command is not None:
-            commands.append(command)
-    return commands
+            yield command
+
+
+def parse_trace(text: str) -> list[Command]:
+    return list(iter_commands(text))
+
+
+def decode_trace(data: bytes, where: str = "the trace") -> str:
+    """A trace's text: UTF-8, or a TraceError naming the line and column of
+    the first byte that is not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise TraceError(f"{where} is not UTF-8 text: byte {data[err.start]:#04x} at column {column}",
+                         line) from None
 
 
 Migrate = Callable[[object, Command], object]
@@ -133,22 +154,21 @@ class Runner:
         machine = self.machine
         session = machine.session
         session.op = command.line
-        events = session.observations.events
-        start = len(events)
         reply = self._reply(command)
-        out = self._irq_lines(events, start)
+        out = self._irq_lines(session)
         out.append(reply)
         # A timer armed for a deadline already past runs in QEMU's main loop
         # right after the reply is sent, before the next command is read.
-        start = len(events)
         self.machine.clock.run_due()
-        out.extend(self._irq_lines(events, start))
+        out.extend(self._irq_lines(session))
         return out
 
     @staticmethod
-    def _irq_lines(events, start: int) -> list[str]:
-        return [f"IRQ {'raise' if e.level else 'lower'} {e.line}"
-                for e in events[start:] if isinstance(e, Edge)]
+    def _irq_lines(session) -> list[str]:
+        """The IRQ lines QEMU sends for the edges reported since the last call."""
+        lines = [f"IRQ {'raise' if e.level else 'lower'} {e.line}" for e in session.edges]
+        session.edges.clear()
+        return lines
 
     def _reply(self, command: Command) -> str:
         m = self.machine
