@@ -126,7 +126,7 @@ def _halted_idle(hpet: HpetState, i: int) -> bool:
 
 def _deadline_ahead(hpet: HpetState, aux: dict, i: int) -> bool:
     t = _nth(hpet, i)
-    if t is None or not _enabled(hpet) or t.expire == -1:
+    if t is None or not _enabled(hpet) or t.expire == -1 or aux["now"] is None:
         return True
     return aux["now"] < t.expire < aux["now"] + ARM_LIMIT_NS
 
@@ -155,7 +155,8 @@ def _timer_checks(i: int) -> list[Check]:
 
 
 def _counter_matches_offset(hpet: HpetState, aux: dict) -> bool:
-    return not _enabled(hpet) or hpet.hpet_counter == ((aux["now"] + hpet.hpet_offset) & U64) // CLK_PERIOD_NS
+    return not _enabled(hpet) or aux["now"] is None or \
+        hpet.hpet_counter == ((aux["now"] + hpet.hpet_offset) & U64) // CLK_PERIOD_NS
 
 
 RTC_IRQ_LEVEL = Description("hpet/rtc_irq_level", version=1, minimum=1, fields=[

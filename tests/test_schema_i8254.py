@@ -319,7 +319,10 @@ def test_round_trip_through_migration_v3():
 
 
 @pytest.mark.parametrize("destination_irq_disabled", [0, 1])
-def test_v2_stream_keeps_the_destinations_irq_disabled(destination_irq_disabled):
+def test_v2_stream_leaves_irq_disabled_as_a_reset_machine_has_it(destination_irq_disabled):
+    """v2 has no irq_disabled; QEMU loads into a machine just reset, whose HPET
+    is not in legacy mode, so the interrupt is enabled whatever the
+    destination had before the restore."""
     m = busy()
     data = migration.save(m, versions={"i8254": 2})
     at = payload_at(data, "i8254")
@@ -329,11 +332,9 @@ def test_v2_stream_keeps_the_destinations_irq_disabled(destination_irq_disabled)
     dest.pit.irq_control(not destination_irq_disabled)
     migration.restore(data, dest)
     expected = m.pit.get_state()
-    expected.irq_disabled = destination_irq_disabled
-    if destination_irq_disabled:
-        expected.irq_timer = -1
+    expected.irq_disabled = 0
     assert dest.pit.get_state() == expected
-    assert dest.pit.irq_timer.expire == expected.irq_timer
+    assert dest.pit.irq_timer.expire == expected.irq_timer != -1
 
 
 def test_v2_round_trip_is_exact_when_the_interrupt_is_enabled():

@@ -88,14 +88,14 @@ def decode(data: bytes, machine: PcMachine, highest: dict[str, int] | None = Non
             raise UnknownSection(f"no device {idstr!r} instance {instance_id} on this machine", None, idstr)
         return schema.description, owned(machine.devices[schema.device].get_state), highest.get(schema.device)
 
-    def now(decoded) -> int:
+    def now(decoded) -> int | None:
         """The stream's virtual time: its clock's, once decoded."""
         for section in decoded:
             if isinstance(section.state, TimerState):
                 return section.state.cpu_clock_offset
-        return machine.clock.now
+        return None
 
-    return stream.read(data, lookup, now)
+    return stream.read(data, lookup, now, machine.clock.now)
 
 
 def apply(loaded: stream.Loaded, machine: PcMachine, sections: Schemas = SECTIONS) -> None:
@@ -108,13 +108,26 @@ def apply(loaded: stream.Loaded, machine: PcMachine, sections: Schemas = SECTION
 
 
 def restore(data: bytes, machine: PcMachine | None = None, highest: dict[str, int] | None = None,
-            sections: Schemas = SECTIONS, **options) -> PcMachine:
-    """Restore a stream into ``machine`` (a fresh PcMachine built with
-    ``options`` when None) and return it."""
-    if machine is None:
-        machine = PcMachine(**options)
-    apply(decode(data, machine, highest, sections), machine, sections)
-    return machine
+            sections: Schemas = SECTIONS, clock: int | None = None, **options) -> PcMachine:
+    """Restore a stream as a QEMU destination loads it: into a machine just
+    started with the same options.  ``machine``, when given, is reset to
+    that first, so no state of its own outlives the load (an armed HPET
+    the stream does not mention, comparators beyond the stream's count);
+    when None, a PcMachine is built with ``options``.  ``clock`` is the
+    virtual time for a stream that does not carry it (a QEMU under qtest
+    does not: its clock is not in the stream).  A stream that fails to load
+    leaves ``machine`` exactly as it was."""
+    target = PcMachine(**(machine.options if machine is not None else options))
+    if clock is not None:
+        target.clock.load(clock)
+    loaded = decode(data, target, highest, sections)
+    if machine is not None:
+        machine.reinitialize()
+        if clock is not None:
+            machine.clock.load(clock)
+        target = machine
+    apply(loaded, target, sections)
+    return target
 
 
 def migrate(machine: PcMachine, point: Point = Point(), sections: Schemas = SECTIONS) -> tuple[PcMachine, bytes]:

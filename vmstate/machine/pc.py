@@ -179,6 +179,13 @@ class PcMachine:
             self.session = session
         return twin
 
+    def reinitialize(self) -> None:
+        """The machine as just built with its options (a QEMU destination
+        before it loads), keeping its qtest session and event budget."""
+        session, budget = self.session, self.clock.budget
+        self.__init__(**self.options, budget=budget)
+        self.session = session
+
     def carry_on_from(self, source: "PcMachine", downtime: int) -> None:
         """What a destination takes over from its source besides the stream:
         host time, which went on for the downtime, and the event budget."""

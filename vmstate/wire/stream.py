@@ -182,12 +182,14 @@ class _Reader:
         return bytes(chunk)
 
 
-def read(data: bytes, lookup: Lookup, now: Callable[[list[Section]], int],
+def read(data: bytes, lookup: Lookup, now: Callable[[list[Section]], int | None], default_now: int = 0,
          machine_type: str = MACHINE_TYPE) -> Loaded:
     """Decode and validate a whole stream.  ``lookup(idstr, instance_id)``
     gives the description and a state copy to load into (raising
     UnknownSection for a device the destination lacks); ``now(sections)``
-    gives the virtual time the loads see, from the sections read so far."""
+    gives the stream's virtual time from the sections read so far, or None
+    while they do not tell it (then it is ``default_now``, the
+    destination's)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise NotAStream("a stream is bytes")
     r = _Reader(bytes(data))
@@ -200,6 +202,7 @@ def read(data: bytes, lookup: Lookup, now: Callable[[list[Section]], int],
         raise NotAStream(f"stream format version {version} is not {STREAM_VERSION}{hint}", 4)
     found_type = None
     sections: list[Section] = []
+    times: list[int] = []
     seen: set[tuple[str, int]] = set()
     ids: set[int] = set()
     data = r.data
@@ -224,7 +227,10 @@ def read(data: bytes, lookup: Lookup, now: Callable[[list[Section]], int],
                                       at + 5, "configuration")
         elif kind == FULL:
             sections.append(_read_section(r, at, lookup, now(sections), seen, ids))
+            times.append(now(sections[:-1]))
         elif kind == EOF:
+            final = now(sections)
+            _at_the_streams_time(r.data, sections, times, default_now if final is None else final, lookup)
             return Loaded(found_type or machine_type, sections, _read_description(r, sections))
         elif kind in (START, PART, END):
             raise MalformedStream("iterative sections (RAM, block) are not device state and are not supported", at)
@@ -232,6 +238,21 @@ def read(data: bytes, lookup: Lookup, now: Callable[[list[Section]], int],
             raise MalformedStream("migration commands are not supported in a device-state stream", at)
         else:
             raise MalformedStream(f"unknown section type {kind:#04x}", at)
+
+
+def _at_the_streams_time(data: bytes, sections: list[Section], times: list[int], final: int,
+                         lookup: Lookup) -> None:
+    """Sections read before the stream's time was known (``used`` None:
+    their rules on the time held) are read again at that time, so that
+    every section is judged against the time it will run at, whatever the
+    order of the sections: QEMU fixes none, and loads the clock first.  In
+    a stream in QEMU's order that is the clock's own section only."""
+    for i, (section, used) in enumerate(zip(sections, times)):
+        if used != final:
+            description, state, _ = lookup(section.idstr, section.instance_id)
+            load_section(description, section.version, data, section.offset, state, final, section.idstr)
+            sections[i] = Section(section.idstr, section.instance_id, description, section.version, state,
+                                  section.offset)
 
 
 def _read_section(r: _Reader, at: int, lookup: Lookup, now: int, seen: set, ids: set) -> Section:

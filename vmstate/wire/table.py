@@ -354,8 +354,10 @@ class Offsets:
 
 
 # post_load(state, stream_version, aux): QEMU's conversions on load.  ``aux``
-# holds path="" values, "now" (the stream's virtual time) and "subsections"
-# (the names that were present).
+# holds path="" values, "now" (the stream's virtual time; None while the
+# sections read so far do not tell it: a rule on it then holds, and the
+# section is read again once it is known) and "subsections" (the names that
+# were present).
 PostLoad = Callable[[Any, int, dict], None]
 # pre_save(state, stream_version) -> aux values for path="" fields.
 PreSave = Callable[[Any, int], dict]

@@ -93,7 +93,7 @@ def campaign(inputs: int, seed: int = 0, progress: Callable[[int], None] | None 
             if before is None:
                 before = snapshot(dest)
                 live[d] = dest, before
-            out = probe(data, dest, before, measure=measure)
+            out = probe(data, dest, before, clock=source.clock, measure=measure)
             report.inputs += 1
             report.mutations[name] = report.mutations.get(name, 0) + 1
             report.peak = max(report.peak, out.peak)

@@ -74,7 +74,7 @@ def snapshot(machine) -> dict:
     return copy.deepcopy(machine.get_state())
 
 
-def probe(data: bytes, destination, before: dict | None = None, *, measure: bool = True,
+def probe(data: bytes, destination, before: dict | None = None, *, clock: int | None = None, measure: bool = True,
           seconds: float = DEADLINE_SECONDS, bound: int = ALLOCATION_BOUND) -> Outcome:
     """Restore ``data`` into ``destination`` and judge what happened.
     ``before`` is the destination's :func:`snapshot` when the caller has it
@@ -89,10 +89,10 @@ def probe(data: bytes, destination, before: dict | None = None, *, measure: bool
             tracemalloc.start()
         tracemalloc.reset_peak()
         base = tracemalloc.get_traced_memory()[0]
-    clock = time.perf_counter()
+    started_at = time.perf_counter()
     try:
         with deadline(seconds):
-            migration.restore(data, destination)
+            migration.restore(data, destination, clock=clock)
     except Hang:
         out.violation, out.detail = "hang", f"still running after {seconds} s"
     except StreamError as err:
@@ -101,7 +101,7 @@ def probe(data: bytes, destination, before: dict | None = None, *, measure: bool
         out.violation = "untyped"
         out.detail = "".join(traceback.format_exception(type(err), err, err.__traceback__)[-6:])
     finally:
-        out.seconds = time.perf_counter() - clock
+        out.seconds = time.perf_counter() - started_at
         if measure:
             out.peak = tracemalloc.get_traced_memory()[1] - base
             if not started:

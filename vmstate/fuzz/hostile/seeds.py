@@ -45,16 +45,21 @@ def layout(data: bytes) -> stream.Layout:
 @dataclass
 class Seed:
     """A valid stream, the machine options it restores on, and a busy
-    machine to restore it into."""
+    machine to restore it into.  ``clock`` is the virtual time a stream
+    without a ``timer`` section restores at (the time of the machine that
+    ran the trace: QEMU's clock under qtest is not in the stream)."""
 
     name: str
     data: bytes
     options: dict
     machine: Any
     layout: stream.Layout = None
+    clock: int | None = None
 
     def __post_init__(self):
         self.layout = layout(self.data)
+        if not any(s.idstr == "timer" for s in self.layout.sections):
+            self.clock = self.machine.clock.now
 
 
 def _run_to_migrate(path: Path):
