@@ -8,7 +8,9 @@ it: a 2,432-byte payload with the memory-hotplug subsection.
 """
 import struct
 
+from devices.acpi_pm import PM_TIMER_FREQUENCY
 from devices.pci import load_mismatch
+from vmstate.core.clock import MAX_VIRTUAL_NS, NANOSECONDS_PER_SECOND, muldiv64
 
 from vmstate.wire.kinds import BOOL, INT64, TIMER, UINT16, UINT32, UINT8, Kind
 from vmstate.wire.table import Buffer, Check, Description, Field, Nested, Subsection
@@ -85,9 +87,15 @@ def _armed_or_idle(value: int) -> bool:
     return value >= -1
 
 
+#: QEMU only ever sets the overflow to the first toggle of bit 23 after now
+#: (acpi_pm_tmr_calc_overflow_time), and now stays below the clock's end.
+LAST_OVERFLOW = muldiv64(MAX_VIRTUAL_NS, PM_TIMER_FREQUENCY, NANOSECONDS_PER_SECOND) + 0x800000
+
+
 def _overflow_boundary(value: int) -> bool:
-    """a non-negative multiple of 2**23 PM ticks (a toggle of bit 23)"""
-    return value >= 0 and value % 0x800000 == 0
+    """a non-negative multiple of 2**23 PM ticks (a toggle of bit 23), no
+    later than the first after the end of virtual time"""
+    return 0 <= value <= LAST_OVERFLOW and value % 0x800000 == 0
 
 
 def _sts_consistent(state) -> bool:

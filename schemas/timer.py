@@ -5,15 +5,16 @@ machine is stopped, which is how a destination resumes at the virtual time
 the source stopped at: every deadline in the device sections is absolute in
 that clock.
 
-The clock is refused from 2**62 ns on (146 years), although QEMU takes any
-int64: devices arm deadlines beyond the clock (the RTC's periodic timer a
-period on, hpet_arm up to INT64_MAX / 2 on), so a machine restored nearer
-INT64_MAX would arm a timer past it and could never be saved again.
+The clock is refused from the end of time the clock itself keeps
+(``MAX_VIRTUAL_NS``, 2**62 ns), although QEMU takes any int64: a machine
+restored nearer INT64_MAX would arm a timer past it and could never be
+saved again.
 """
+from vmstate.core.clock import MAX_VIRTUAL_NS
 from vmstate.wire.kinds import INT64
 from vmstate.wire.table import Description, Field, Unused
 
-MAX_VIRTUAL_NS = 1 << 62
+__all__ = ["MAX_VIRTUAL_NS", "TIMER"]
 
 TIMER = Description("timer", version=2, minimum=1, fields=[
     Field("cpu_ticks_offset", INT64),

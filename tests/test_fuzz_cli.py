@@ -105,7 +105,7 @@ def redis_url(tmp_path):
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("redis-server is not installed (CI installs it: apt-get install -y redis-server)")
-    pytest.importorskip("redis", reason="the redis package is a dependency of vmstate: reinstall it")
+    pytest.importorskip("redis", reason="needs the redis extra: pip install -e '.[test,redis]' (CI installs it)")
     port = _free_port()
     process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                 "--appendonly", "no", "--dir", str(tmp_path)],

@@ -6,8 +6,7 @@ bad stream, so it must be deliberate (re-run the campaign with ``--out
 fixtures/hostile`` to re-record)."""
 import pytest
 
-from vmstate.fuzz.hostile import corpus, probe
-from vmstate.machine.pc import PcMachine
+from vmstate.fuzz.hostile import corpus
 
 CORPUS = corpus.read_corpus()
 
@@ -23,8 +22,12 @@ def test_the_corpus_covers_many_kinds_of_refusal_and_every_file_is_indexed():
 
 @pytest.mark.parametrize("entry, data", CORPUS, ids=[entry["file"] for entry, _ in CORPUS])
 def test_each_kept_input_is_still_refused_the_same_way(entry, data):
-    out = probe.probe(data, PcMachine(**entry["options"]), measure=False)
+    out = corpus.replay(data, entry["options"], entry.get("kind", "stream"))
     assert out.violation is None, f"{out.violation}: {out.detail}"
-    assert out.error is not None, "restored: the input is now accepted"
-    assert (type(out.error).__name__, out.error.offset, out.error.path) == \
-        (entry["error"], entry["offset"], entry["path"])
+    assert out.error is not None, "accepted: the input is now valid"
+    assert out.signature == (entry["error"], entry["offset"], entry["path"], entry.get("line"))
+
+
+def test_the_corpus_holds_snapshot_files_and_traces_too():
+    kinds = {entry.get("kind", "stream") for entry, _ in CORPUS}
+    assert kinds == {"stream", "snapshot", "trace"}

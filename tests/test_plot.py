@@ -11,7 +11,7 @@ from vmstate.check import checker
 from vmstate.check import plot
 from vmstate.cli import main
 
-drawing = pytest.mark.skipif(find_spec("matplotlib") is None, reason="needs matplotlib: pip install -e '.[test]'")
+drawing = pytest.mark.skipif(find_spec("matplotlib") is None, reason="needs the plot extra: pip install -e '.[test,plot]' (CI installs it)")
 
 PERIODIC = SCENARIOS / "rtc-periodic-coalesced.trace"      # diverges: QEMU's periodic re-phase
 QUIET = SCENARIOS / "pit-mode3-square-wave-edges.trace"      # equivalent

@@ -110,7 +110,7 @@ def test_pragmas_set_machine_options_and_unknown_ones_are_refused():
         "rtc_base": "2010-06-08", "rtc_clock": "host"}
     with pytest.raises(TraceError, match="line 1: unknown pragma"):
         parse_pragmas("#! speed=fast\n")
-    with pytest.raises(TraceError, match="line 2: rtc-clock must be"):
+    with pytest.raises(TraceError, match="line 2: rtc-clock: .bogus. is not one of vm, host"):
         load_trace("# a comment\n#! rtc-clock=bogus\ninb 0x70\n")
 
 
@@ -139,12 +139,18 @@ def test_cli_run_stops_with_a_line_numbered_error_and_nonzero_exit():
     assert "OK 0x00ff" not in result.output
 
 
-def test_cli_run_json_gives_the_observation_record():
-    result = cli(["run", "--json", "-"], "inb 0x300\nclock_step 7\n")
-    events = json.loads(result.output)
-    assert events == [
+def test_cli_run_json_gives_every_reply_and_the_observation_record():
+    """Writes and FAIL replies are in it too: the JSON says all the text says."""
+    result = cli(["run", "--json", "-"], "inb 0x300\noutb 0x80 1\nbogus\nclock_step 7\n")
+    out = json.loads(result.output)
+    assert out["replies"] == [
+        {"line": 1, "command": "inb 0x300", "reply": ["OK 0x00ff"]},
+        {"line": 2, "command": "outb 0x80 1", "reply": ["OK"]},
+        {"line": 3, "command": "bogus", "reply": ["FAIL Unknown command 'bogus'"]},
+        {"line": 4, "command": "clock_step 7", "reply": ["OK 7"]}]
+    assert out["events"] == [
         {"kind": "read", "op": 1, "time": 0, "space": "io", "addr": 0x300, "size": 1, "value": 0xFF},
-        {"kind": "clock", "op": 2, "time": 7}]
+        {"kind": "clock", "op": 4, "time": 7}]
 
 
 def test_cli_rejects_a_bad_rtc_base():

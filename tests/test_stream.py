@@ -132,18 +132,27 @@ def test_each_malformation_has_its_own_error_and_changes_nothing(mutate, error):
     assert states(dest) == before
 
 
-def test_every_truncation_is_a_typed_error_naming_an_offset():
+def test_every_truncation_is_a_typed_error_naming_an_offset_and_the_section():
     """Except one: a stream may end right after its EOF marker, without the
-    JSON description (QEMU's suppress-vmdesc)."""
+    JSON description (QEMU's suppress-vmdesc).  A cut inside a section's
+    bytes names that section, once its name has been read (before, its
+    place: ``(section 3)``); elsewhere the part of the framing."""
     data = migration.save(busy_machine())
     after_eof = data.index(b'{"page_size"') - 5
     assert migration.restore(data[:after_eof]).get_state() == busy_machine().get_state()
-    cuts = set(range(0, 3000)) | set(range(after_eof - 40, len(data) - 1, 97))
+    spans = stream.layout(data, lambda idstr: by_idstr(idstr).description).sections
+    cuts = set(range(0, 3300)) | set(range(after_eof - 40, len(data) - 1, 97))
     for cut in sorted(cuts - {after_eof}):
         dest = PcMachine()
         with pytest.raises(StreamError) as caught:
             migration.restore(data[:cut], dest)
-        assert caught.value.offset is not None or isinstance(caught.value, TruncatedStream)
+        err = caught.value
+        assert err.offset is not None and err.path, (cut, err)
+        inside = [(i, s) for i, s in enumerate(spans, start=1) if s.start < cut < s.end]
+        if inside:
+            i, span = inside[0]
+            named = cut >= span.start + 1 + 4 + 1 + len(span.idstr)     # type, id, length, name
+            assert err.path.startswith(span.idstr if named else f"(section {i})"), (cut, err)
 
 
 def test_a_bad_json_description_is_refused():

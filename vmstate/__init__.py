@@ -41,4 +41,5 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("vmstate.fuzz",),
     ("vmstate.demo",),
     ("vmstate.cli",),
+    ("vmstate.__main__",),
 )

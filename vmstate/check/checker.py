@@ -16,11 +16,11 @@ writes), ``to=DEVICE:N,...`` (the highest versions the destination loads) and
 """
 from __future__ import annotations
 
+import collections
 import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from deepdiff import DeepDiff
 
 from vmstate.check.known import KNOWN_DIVERGENCES, Correction
 from vmstate.core.clock import EventBudget
@@ -30,9 +30,9 @@ from vmstate.core.state import copy_state
 from vmstate.machine import migration
 from vmstate.machine.migration import Point
 from vmstate.machine.pc import PcMachine
-from vmstate.trace.load import load_trace
+from vmstate.trace.load import load_trace, machine_options, parse_pragmas
 from vmstate.trace.points import migration_points
-from vmstate.trace.qtest import Command, Runner
+from vmstate.trace.qtest import Command, Runner, iter_commands
 from vmstate.wire.table import to_container
 
 
@@ -118,10 +118,17 @@ class Verdict:
     refusal: StreamError | None = None
     refused_at: int | None = None
     known: tuple[str, ...] = ()
+    observed: int | None = None
 
     @property
     def equivalent(self) -> bool:
         return self.status == "equivalent"
+
+    @property
+    def events(self) -> int:
+        """How many events the straight run observed (up to where the runs
+        part): a check that kept no record says so in ``observed``."""
+        return len(self.straight) if self.observed is None else self.observed
 
 
 class Refused(Exception):
@@ -134,6 +141,8 @@ class Refused(Exception):
 
 
 def _state_diff(before: Any, after: Any) -> dict:
+    from deepdiff import DeepDiff  # 100 ms and more at import (numpy's, where it is installed): when asked
+
     diff = DeepDiff(before, after, verbose_level=2)
     return diff.to_dict() if diff else {}
 
@@ -251,7 +260,7 @@ class Scenario:
 def check(scenario: str | list[Command], source_versions: dict[str, int] | None = None,
           destination_versions: dict[str, int] | None = None, downtime: int = 0,
           rtc_base: str | None = None, rtc_clock: str | None = None, context: int = 5,
-          sections=None, known: bool = True) -> Verdict:
+          sections=None, known: bool = True, budget: EventBudget | None = None, keep: bool = True) -> Verdict:
     """Run a scenario straight and migrated and compare what the guest saw.
 
     ``source_versions`` are the versions the source writes at every point,
@@ -259,15 +268,23 @@ def check(scenario: str | list[Command], source_versions: dict[str, int] | None 
     device means current); ``migrate`` lines may override both.  With
     ``known``, a divergence is searched for QEMU 7.2's own (the verdict's
     ``known`` names them).  A scenario without a ``migrate`` line proves
-    nothing and is refused."""
+    nothing and is refused.  ``budget`` bounds the timer events of every
+    run the check makes.  Without ``keep`` the two runs go in step, a
+    command at a time, and only the last ``context`` events of each are
+    held: a trace of any length checks in bounded memory, and the verdict's
+    records hold those events only (``observed`` counts them all)."""
+    if not keep and isinstance(scenario, str):
+        return _in_step(scenario, source_versions, destination_versions, downtime, rtc_base, rtc_clock, context,
+                        sections, known, budget)
     s = Scenario.of(scenario, source_versions, destination_versions, downtime, rtc_base, rtc_clock)
     if not s.points:
         raise UsageError("the scenario has no migrate line: there is no migration to check")
     sections = migration.SECTIONS if sections is None else sections
-    straight, _ = run(s.commands, s.options, s.points, False, sections)
+    straight, _ = run(s.commands, s.options, s.points, False, sections, budget=budget)
     records: list[MigrationRecord] = []
     try:
-        migrated, _ = run(s.commands, s.options, s.points, True, sections, after_migration=recorder(records, sections))
+        migrated, _ = run(s.commands, s.options, s.points, True, sections, after_migration=recorder(records, sections),
+                          budget=budget)
     except Refused as refused:
         return Verdict("refused", straight, Observations(), records, refusal=refused.error,
                        refused_at=refused.line)
@@ -281,11 +298,80 @@ def check(scenario: str | list[Command], source_versions: dict[str, int] | None 
     before = list(zip(straight.events[max(0, index - context):index], migrated.events[max(0, index - context):index]))
     verdict = Verdict("diverges", straight, migrated, records, Divergence(index, line, a, b, before, earlier))
     if known:
-        verdict.known = known_divergence(s, sections, straight) or ()
+        verdict.known = known_divergence(s, sections, straight, budget) or ()
     return verdict
 
 
-def known_divergence(s: Scenario, sections, straight: Observations) -> tuple[str, ...] | None:
+def _in_step(text: str, source_versions, destination_versions, downtime, rtc_base, rtc_clock, context: int,
+             sections, known: bool, budget: EventBudget | None) -> Verdict:
+    """:func:`check` with the two runs in step: after each command, the
+    events each run observed are compared and dropped (the last ``context``
+    pairs kept for the report)."""
+    options = machine_options(parse_pragmas(text), rtc_base=rtc_base, rtc_clock=rtc_clock)
+    points = migration_points((c for c in iter_commands(text) if c.name == "migrate"), source_versions,
+                              destination_versions, downtime)
+    if not points:
+        raise UsageError("the scenario has no migrate line: there is no migration to check")
+    sections = migration.SECTIONS if sections is None else sections
+    records: list[MigrationRecord] = []
+    after = recorder(records, sections)
+
+    def pause(machine: PcMachine, command: Command) -> PcMachine:
+        machine.host.pause(points[command.line].downtime)
+        return machine
+
+    def migrate(machine: PcMachine, command: Command) -> PcMachine:
+        point = points[command.line]
+        try:
+            twin, data = migration.migrate(machine, point, sections)
+        except StreamError as err:
+            raise Refused(err, command.line) from None
+        after(machine, twin, point, data)
+        return twin
+
+    straight = Runner(PcMachine(**options, budget=budget), migrate=pause)
+    migrated = Runner(PcMachine(**options, budget=budget), migrate=migrate)
+    a, b = straight.session.observations.events, migrated.session.observations.events
+    window: collections.deque = collections.deque(maxlen=context)
+    seen = 0
+
+    def parted(x: Event | None, y: Event | None) -> Verdict:
+        line = (x or y).op
+        before = list(window)
+        d = Divergence(seen, line, x, y, before, [r for r in reversed(records) if r.point.line < line])
+        verdict = Verdict("diverges", Observations([p for p, _ in before]), Observations([q for _, q in before]),
+                          records, d, observed=seen)
+        if known:
+            s = Scenario.of(text, source_versions, destination_versions, downtime, rtc_base, rtc_clock)
+            whole = run(s.commands, s.options, s.points, False, sections, budget=budget)[0]
+            verdict.known = known_divergence(s, sections, whole, budget) or ()
+        return verdict
+
+    for command in iter_commands(text):
+        straight.execute(command)
+        try:
+            migrated.execute(command)
+        except Refused as refused:
+            return Verdict("refused", Observations([x for x, _ in window] + a), Observations(), records,
+                           refusal=refused.error, refused_at=refused.line, observed=seen + len(a))
+        # Events are compared by their place in each run's record, as the
+        # whole records would be: a run ahead by some events keeps them for
+        # the other's next command.
+        n = min(len(a), len(b))
+        for x, y in zip(a[:n], b[:n]):
+            if x != y:
+                return parted(x, y)
+            window.append((x, y))
+            seen += 1
+        del a[:n], b[:n]
+    if a or b:
+        return parted(a[0] if a else None, b[0] if b else None)
+    return Verdict("equivalent", Observations([x for x, _ in window]), Observations([y for _, y in window]),
+                   records, observed=seen)
+
+
+def known_divergence(s: Scenario, sections, straight: Observations,
+                     budget: EventBudget | None = None) -> tuple[str, ...] | None:
     """Which of QEMU 7.2's own visible migrations explain a diverging
     scenario, or None when they do not explain it all.
 
@@ -298,7 +384,8 @@ def known_divergence(s: Scenario, sections, straight: Observations) -> tuple[str
             for names in itertools.combinations(KNOWN_DIVERGENCES, size):
                 applied: set = set()
                 fixes = [KNOWN_DIVERGENCES[n].correct for n in names]
-                migrated, _ = run(s.commands, s.options, s.points, True, sections, corrections=fixes, applied=applied)
+                migrated, _ = run(s.commands, s.options, s.points, True, sections, corrections=fixes, applied=applied,
+                                  budget=budget)
                 if migrated.first_divergence(straight) is None and len(applied) == size:
                     return names
     except Refused:

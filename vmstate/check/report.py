@@ -42,7 +42,7 @@ def _plain(value: Any) -> Any:
 
 
 def verdict_json(verdict: Verdict) -> dict:
-    out: dict = {"status": verdict.status, "events": len(verdict.straight),
+    out: dict = {"status": verdict.status, "events": verdict.events,
                  "migrations": [_record_json(r) for r in verdict.migrations],
                  "as_qemu_does": list(verdict.known)}
     if verdict.divergence is not None:
@@ -108,8 +108,10 @@ def render(verdict: Verdict, console=None) -> None:
 
     console = console or make_console()
     colour = "cyan" if verdict.known else {"equivalent": "green", "diverges": "red", "refused": "yellow"}[verdict.status]
-    console.print(Panel(f"[bold {colour}]{headline(verdict)}[/]  ({len(verdict.straight)} observed events, "
-                        f"{len(verdict.migrations)} migration(s))", title="vmstate check"))
+    done = len(verdict.migrations)
+    tried = f"{done + 1} migration(s), the last refused" if verdict.refusal is not None else f"{done} migration(s)"
+    console.print(Panel(f"[bold {colour}]{headline(verdict)}[/]  ({verdict.events} observed events, {tried})",
+                        title="vmstate check"))
     for name in verdict.known:
         console.print(f"[cyan]{name}[/]: {KNOWN_DIVERGENCES[name].why}")
     if verdict.refusal is not None:

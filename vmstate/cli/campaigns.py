@@ -47,10 +47,10 @@ def hostile(inputs, seed, out, as_json):
 @click.option("--seed", type=int, default=None, help="Seed the campaign, for a reproducible run (hypothesis then keeps nothing in the "
                    "example database: share failures between workers by running unseeded).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("vmstate-fuzz"),
-              help="Directory for counterexample traces (and the default example database).")
+              help="Directory for counterexample traces, made when there is one to write.")
 @click.option("--database", default=None, metavar="DIR|redis://...",
-              help="Hypothesis example database shared by the workers: a directory (default OUT/database) "
-                   "or a redis:// URL.")
+              help="Hypothesis example database shared by the workers: a directory (default "
+                   "~/.cache/vmstate/fuzz-database, or under VMSTATE_CACHE) or a redis:// URL (needs vmstate[redis]).")
 @click.option("--json", "as_json", is_flag=True, help="Print the campaign's summary as JSON.")
 def fuzz_command(devices, examples, time_limit, workers, seed, out, database, as_json):
     """Fuzz migration: random scenarios (guest operations, time steps,
@@ -64,9 +64,12 @@ def fuzz_command(devices, examples, time_limit, workers, seed, out, database, as
     from vmstate.fuzz import campaign as fuzz
     from vmstate.strategies import DEVICES, device_names
 
+    from vmstate.core.outputs import check_folder
+
     try:
         if examples is not None and time_limit is not None:
             raise UsageError("give --examples or --time, not both")
+        check_folder(out, "--out")
         config = fuzz.Config(devices=device_names(devices) if devices else DEVICES,
                              examples=examples if examples is not None or time_limit is not None else 200,
                              time_limit=time_limit, workers=workers, seed=seed, out=out, database=database)

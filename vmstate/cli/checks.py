@@ -7,12 +7,13 @@ from pathlib import Path
 
 import click
 
-from vmstate.cli.group import KNOWN_DIVERGENCE_EXIT, fail, machine_options, main
-from vmstate.core.errors import VmstateError
+from vmstate.cli.group import (KNOWN_DIVERGENCE_EXIT, budget_option, event_budget, fail, load_trace_file,
+                               machine_options, main, trace_argument)
+from vmstate.core.errors import UsageError, VmstateError
 
 
 @main.command()
-@click.argument("scenario", type=click.File("r"))
+@trace_argument("scenario")
 @click.option("--from", "source", default="", metavar="DEVICE:N,...",
               help="Versions the source writes at each migration (default: current).")
 @click.option("--to", "destination", default="", metavar="DEVICE:N,...",
@@ -20,12 +21,14 @@ from vmstate.core.errors import VmstateError
 @click.option("--downtime", default=0, type=click.IntRange(min=0), metavar="NS",
               help="Host time that passes while the machine is stopped.")
 @machine_options
+@budget_option
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 @click.option("--counterexample", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="When the check fails, write a trace that replays it here.")
 @click.option("--plot", "picture", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Draw both runs' interrupt edges and reads to this .svg or .png (needs vmstate[plot]).")
-def check(scenario, source, destination, downtime, rtc_base, rtc_clock, as_json, counterexample, picture):
+def check(scenario, source, destination, downtime, rtc_base, rtc_clock, max_events, as_json, counterexample,
+          picture):
     """Migrate a running machine at each `migrate` line of SCENARIO and prove
     the guest cannot tell.
 
@@ -37,27 +40,38 @@ def check(scenario, source, destination, downtime, rtc_base, rtc_clock, as_json,
     from vmstate.check import checker, report
     from vmstate.machine.names import parse_versions
 
+    from vmstate.core.outputs import check_output
+
     try:
         if picture is not None:
             from vmstate.check.plot import check_path
             check_path(picture)
-        text = scenario.read()
+        if counterexample is not None:
+            check_output(counterexample, "--counterexample")
+        text = load_trace_file(scenario, rtc_base, rtc_clock)[0]
         options = dict(source_versions=parse_versions(source),
                        destination_versions=parse_versions(destination),
                        downtime=downtime, rtc_base=rtc_base, rtc_clock=rtc_clock)
-        verdict = checker.check(text, **options)
+        with event_budget(max_events) as budget:
+            verdict = checker.check(text, **options, budget=budget, keep=picture is not None)
         if counterexample is not None and not verdict.equivalent:
-            from vmstate.wire.snapshot import write_atomically
+            from vmstate.core.outputs import write_atomically
             write_atomically(counterexample, checker.counterexample(text, verdict, **options).encode())
         if picture is not None:
             from vmstate.check.plot import draw
             draw(verdict, picture)
     except VmstateError as err:
-        fail(err, as_json)
+        fail(err, as_json, scenario)
+    except OSError as err:
+        fail(UsageError(f"{err.filename}: {err.strerror}"), as_json)
+    written = str(counterexample) if counterexample is not None and not verdict.equivalent else None
     if as_json:
-        click.echo(json.dumps(report.verdict_json(verdict)))
+        click.echo(json.dumps({**report.verdict_json(verdict), "counterexample": written}))
     else:
         report.render(verdict)
+        if counterexample is not None:
+            click.echo(f"counterexample written to {written}" if written else
+                       f"no counterexample written to {counterexample}: the runs are equivalent", err=True)
     sys.exit(0 if verdict.equivalent else KNOWN_DIVERGENCE_EXIT if verdict.known else 1)
 
 
@@ -78,6 +92,8 @@ def matrix(scenarios, device, as_json, markdown):
     from vmstate.present import Progress, console
 
     try:
+        if as_json and markdown:
+            raise UsageError("--json and --markdown each choose the whole output: give one of them")
         paths = list(scenarios) or grid.library()
         chosen = grid.select(device)
         with Progress("cross-version matrix", grid.checks(chosen, len(paths))) as progress:

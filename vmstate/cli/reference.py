@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vmstate.cli.group import fail, load_trace_file, machine_options, main
+from vmstate.cli.group import fail, load_trace_file, machine_options, main, trace_argument
 from vmstate.core.errors import VmstateError
 
 
@@ -36,37 +36,35 @@ def oracle_build(yes):
         fail(err, False)
 
 
-def _reference_lines(trace, rtc_base, rtc_clock, keep_streams=None):
+def _reference_lines(text, options, keep_streams=None):
     from vmstate.trace.oracle import Reference
+    from vmstate.trace.qtest import parse_trace
 
-    commands, options = load_trace_file(trace, rtc_base, rtc_clock)
-    return Reference(options["rtc_base"], options["rtc_clock"], keep_streams).run(commands)
+    return Reference(options["rtc_base"], options["rtc_clock"], keep_streams).run(parse_trace(text))
 
 
-def _our_lines(path, rtc_base, rtc_clock):
-    from vmstate.machine.pc import PcMachine
-    from vmstate.trace.qtest import Runner
-
+def _our_lines(text, options):
     from vmstate.machine.migration import migrate_as_the_reference_does
+    from vmstate.machine.pc import PcMachine
+    from vmstate.trace.qtest import Runner, iter_commands
 
-    with open(path) as trace:
-        commands, options = load_trace_file(trace, rtc_base, rtc_clock)
     runner = Runner(PcMachine(**options), migrate=lambda machine, command: migrate_as_the_reference_does(machine))
-    return list(runner.run(commands))
+    runner.session.observations = None
+    return list(runner.run(iter_commands(text)))
 
 
 @oracle.command("run")
-@click.argument("trace", type=click.File("r"))
+@trace_argument()
 @machine_options
 @click.option("--keep-streams", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep each migration's stream file in this directory.")
 def oracle_run(trace, rtc_base, rtc_clock, keep_streams):
     """Run TRACE on the reference and print its replies."""
     try:
-        for line in _reference_lines(trace, rtc_base, rtc_clock, keep_streams):
+        for line in _reference_lines(*load_trace_file(trace, rtc_base, rtc_clock), keep_streams):
             click.echo(line)
     except VmstateError as err:
-        fail(err, False)
+        fail(err, False, trace)
 
 
 @oracle.command("record")
@@ -78,16 +76,15 @@ def oracle_record(traces):
     from QEMU, never from vmstate."""
     try:
         for path in traces:
-            with open(path) as trace:
-                lines = _reference_lines(trace, None, None)
+            lines = _reference_lines(*load_trace_file(path, None, None))
             path.with_suffix(".qemu").write_text("".join(f"{line}\n" for line in lines))
             click.echo(f"{path.with_suffix('.qemu')}: {len(lines)} lines")
     except VmstateError as err:
-        fail(err, False)
+        fail(err, False, path)
 
 
 @oracle.command("diff")
-@click.argument("trace", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@trace_argument()
 @machine_options
 @click.option("--json", "as_json", is_flag=True, help="Print both outputs and the first difference as JSON.")
 def oracle_diff(trace, rtc_base, rtc_clock, as_json):
@@ -101,11 +98,11 @@ def oracle_diff(trace, rtc_base, rtc_clock, as_json):
     from vmstate.trace.oracle import first_difference
 
     try:
-        ours = _our_lines(trace, rtc_base, rtc_clock)
-        with open(trace) as handle:
-            theirs = _reference_lines(handle, rtc_base, rtc_clock)
+        loaded = load_trace_file(trace, rtc_base, rtc_clock)
+        ours = _our_lines(*loaded)
+        theirs = _reference_lines(*loaded)
     except VmstateError as err:
-        fail(err, as_json)
+        fail(err, as_json, trace)
     first = first_difference(ours, theirs)
     if as_json:
         click.echo(json.dumps({"vmstate": ours, "qemu": theirs, "first_difference": first}))

@@ -16,10 +16,19 @@ from dataclasses import dataclass
 from typing import Callable
 
 from vmstate.core.device import Device
-from vmstate.core.errors import EventBudgetExceeded
+from vmstate.core.errors import EventBudgetExceeded, UsageError
 from vmstate.core.state import fresh_state
 
 NANOSECONDS_PER_SECOND = 1_000_000_000
+#: The end of virtual time (2^62 ns, 146 years).  QEMU's clocks are int64
+#: nanoseconds and its devices arm deadlines well beyond now (the RTC's a
+#: period on, hpet_arm up to INT64_MAX / 2 on): a clock allowed nearer
+#: INT64_MAX would arm timers no stream can carry.
+MAX_VIRTUAL_NS = 1 << 62
+#: The most the host clock may run ahead of the virtual one (its epoch, the
+#: RTC base, and every migration pause): host time then stays below INT64_MAX
+#: by more than a day, the furthest the RTC arms a timer on it.
+MAX_HOST_OFFSET = (1 << 62) - (1 << 47)
 
 
 def muldiv64(a: int, b: int, c: int) -> int:
@@ -180,7 +189,11 @@ class VirtualClock:
     def warp(self, dest: int) -> None:
         """Advance to ``dest``, stopping at each deadline on the way
         (``qtest_clock_warp``).  A destination in the past does nothing, and
-        neither does one equal to now: no timer runs then."""
+        neither does one equal to now: no timer runs then.  A destination at
+        or past :data:`MAX_VIRTUAL_NS` is refused before anything runs."""
+        if dest >= MAX_VIRTUAL_NS:
+            raise UsageError(f"virtual time {dest} ns is past the end of time vmstate runs to "
+                             f"(2^62 ns, 146 years; QEMU's clocks are int64 and its timers arm beyond now)")
         self._dest = dest
         try:
             while self._now < dest:
@@ -216,6 +229,8 @@ class HostClock:
     """
 
     def __init__(self, virtual: VirtualClock, epoch: int = 0):
+        if not 0 <= epoch <= MAX_HOST_OFFSET:
+            raise UsageError(f"host time {epoch} ns at virtual time 0 is outside 0 .. {MAX_HOST_OFFSET}")
         self.virtual = virtual
         self.epoch = epoch
         self.paused_total = 0
@@ -243,6 +258,9 @@ class HostClock:
         """Let ``ns`` of host time pass while the virtual clock stands still."""
         if ns < 0:
             raise ValueError("a pause cannot be negative")
+        if self.epoch + self.paused_total + ns > MAX_HOST_OFFSET:
+            raise UsageError(f"a pause of {ns} ns takes the host clock more than {MAX_HOST_OFFSET} ns "
+                             f"ahead of the virtual one, past what QEMU's int64 host time can carry")
         self.paused_total += ns
         for timer in self._timers:
             if timer.pending:

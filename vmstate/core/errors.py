@@ -9,12 +9,36 @@ from __future__ import annotations
 
 
 class VmstateError(Exception):
-    """Base of every error vmstate raises on purpose."""
+    """Base of every error vmstate raises on purpose.  ``line`` and
+    ``source`` say where in a trace (and in which file) it happened, when it
+    happened while running one: a stream refused at a ``migrate`` line, an
+    event budget spent by a ``clock_step``."""
 
     exit_code = 2
+    line: int | None = None
+    source: str | None = None
+
+    def located(self, line: int | None = None, source: str | None = None) -> "VmstateError":
+        """The error, placed at ``line`` of ``source`` unless it already is."""
+        if self.line is None:
+            self.line = line
+        if self.source is None:
+            self.source = source
+        return self
+
+    def __str__(self) -> str:
+        where = f"{self.source}: " if self.source is not None else ""
+        if self.line is not None:
+            where += f"line {self.line}: "
+        return where + super().__str__()
 
     def to_json(self) -> dict:
-        return {"error": type(self).__name__, "message": str(self)}
+        out = {"error": type(self).__name__, "message": str(self)}
+        if self.line is not None:
+            out["line"] = self.line
+        if self.source is not None:
+            out["source"] = self.source
+        return out
 
 
 class UsageError(VmstateError):
@@ -28,9 +52,11 @@ class TraceError(VmstateError):
         self.message = message
         self.line = line
         self.text = text
-        where = f"line {line}: " if line is not None else ""
-        shown = f" (in {text!r})" if text is not None else ""
-        super().__init__(f"{where}{message}{shown}")
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        shown = f" (in {self.text!r})" if self.text is not None else ""
+        return super().__str__() + shown
 
     def to_json(self) -> dict:
         return {**super().to_json(), "line": self.line, "text": self.text}
@@ -72,6 +98,12 @@ class StreamError(VmstateError):
         if path:
             where.append(path)
         super().__init__(f"{' '.join(where)}: {message}" if where else message)
+
+    def shifted(self, by: int) -> "StreamError":
+        """The same error with its offset ``by`` bytes on: a stream's error
+        as an offset in the file that holds the stream."""
+        moved = type(self)(self.message, None if self.offset is None else self.offset + by, self.path)
+        return moved.located(self.line, self.source)
 
     def to_json(self) -> dict:
         return {**super().to_json(), "offset": self.offset, "path": self.path}

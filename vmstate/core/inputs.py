@@ -18,10 +18,12 @@ from vmstate.core.errors import UsageError
 MAX_INPUT = 256 << 20
 
 
-def read_input(source: str | os.PathLike, what: str = "input", limit: int = MAX_INPUT) -> bytes:
-    """The bytes of ``source`` (a path, or ``-`` for standard input)."""
+def read_input(source: str | os.PathLike, what: str = "input", limit: int | None = None) -> bytes:
+    """The bytes of ``source`` (a path, or ``-`` for standard input), at
+    most ``limit`` (default :data:`MAX_INPUT`)."""
+    limit = MAX_INPUT if limit is None else limit
     if str(source) == "-":
-        data = sys.stdin.buffer.read(limit + 1)
+        data = _read_bounded(sys.stdin.buffer, limit)
         where = "standard input"
     else:
         path = Path(source)
@@ -35,10 +37,23 @@ def read_input(source: str | os.PathLike, what: str = "input", limit: int = MAX_
             raise UsageError(f"{path}: {info.st_size} bytes, more than any {what} ({limit} at most)")
         try:
             with open(path, "rb") as handle:
-                data = handle.read(limit + 1)
+                data = _read_bounded(handle, limit)
         except OSError as err:
             raise UsageError(f"{path}: {err.strerror}") from None
         where = str(path)
     if len(data) > limit:
         raise UsageError(f"{where}: more than {limit} bytes, more than any {what}")
     return data
+
+
+def _read_bounded(handle, limit: int, chunk: int = 1 << 20) -> bytes:
+    """Up to ``limit + 1`` bytes, a chunk at a time: ``read(n)`` would
+    allocate all of ``n`` first, whatever the input's size."""
+    parts, total = [], 0
+    while total <= limit:
+        part = handle.read(min(chunk, limit + 1 - total))
+        if not part:
+            break
+        parts.append(part)
+        total += len(part)
+    return b"".join(parts)

@@ -37,6 +37,7 @@ from vmstate.check import checker
 from vmstate.check.report import changed_fields
 from vmstate.core.clock import EventBudget
 from vmstate.core.errors import EventBudgetExceeded, UsageError
+from vmstate.core.paths import cache
 from vmstate.machine import migration
 from vmstate.machine.pc import PcMachine
 from vmstate.fuzz.reproducible import seed_alone
@@ -185,6 +186,22 @@ class _Found(Exception):
         self.outcome = outcome
 
 
+def default_database() -> Path:
+    """The example database a campaign keeps when ``--database`` names none:
+    in vmstate's cache, so that later campaigns replay what earlier ones
+    found, wherever they are run from."""
+    return cache() / "fuzz-database"
+
+
+def _keep_hypothesis_out_of_the_current_folder() -> None:
+    """Hypothesis keeps files of its own (``.hypothesis/``) in the current
+    folder unless told otherwise; a campaign that finds nothing leaves
+    nothing there."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(cache() / "hypothesis")
+
+
 def open_database(spec: str | os.PathLike | None, default: Path):
     """Hypothesis's example database from ``--database``: a directory, a
     ``redis://`` URL (hypothesis.extra.redis, needs the ``redis`` package),
@@ -198,7 +215,8 @@ def open_database(spec: str | os.PathLike | None, default: Path):
             import redis
             from hypothesis.extra.redis import RedisExampleDatabase
         except ImportError as err:
-            raise UsageError(f"--database {spec}: the redis package is missing ({err})") from None
+            raise UsageError(f"--database {spec}: the redis package is missing (pip install 'vmstate[redis]'): "
+                             f"{err}") from None
         client = redis.Redis.from_url(spec)
         try:
             client.ping()
@@ -261,7 +279,8 @@ def _run_worker(config: Config, worker: int, report: Callable[[str, Any], None])
     each failure found is reported, shrunk."""
     started = time.monotonic()
     deadline = started + config.time_limit if config.time_limit else None
-    database = None if config.derandomize else open_database(config.database, config.out / "database")
+    _keep_hypothesis_out_of_the_current_folder()
+    database = None if config.derandomize else open_database(config.database, default_database())
     total = config.examples
     done = [0]
 
@@ -384,8 +403,8 @@ def campaign(config: Config, progress: bool = True) -> Report:
         raise UsageError("--workers must be at least 1")
     if config.examples is None and config.time_limit is None:
         raise UsageError("give --examples or --time")
-    config.out.mkdir(parents=True, exist_ok=True)
-    open_database(config.database, config.out / "database")
+    _keep_hypothesis_out_of_the_current_folder()
+    open_database(config.database, default_database())
     result = Report(workers=config.workers)
     signatures: set = set()
     started = time.monotonic()
@@ -447,6 +466,7 @@ def campaign(config: Config, progress: bool = True) -> Report:
     result.seconds = time.monotonic() - started
     for failure in result.failures:
         digest = hashlib.sha1(failure.trace.encode()).hexdigest()[:10]
+        config.out.mkdir(parents=True, exist_ok=True)
         path = config.out / f"counterexample-{failure.status}-{digest}.trace"
         path.write_text(failure.trace)
         failure.path = str(path)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 from schemas import SECTIONS, SectionSchema, by_idstr
 from vmstate.core.clock import TimerState
-from vmstate.core.errors import UnknownSection, UsageError
+from vmstate.core.errors import MalformedStream, UnknownSection, UsageError
 from vmstate.core.state import owned
 from vmstate.machine.names import format_versions
-from vmstate.machine.pc import PcMachine
+from vmstate.machine.pc import PcMachine, option_error
 from vmstate.wire import stream
 
 Schemas = list[SectionSchema]
@@ -155,3 +155,14 @@ def migrate_as_the_reference_does(machine: PcMachine, sections: Schemas = SECTIO
     apply(loaded, twin, sections)
     twin.clock_set(machine.clock.now)
     return twin
+
+
+def snapshot_options(snap) -> dict:
+    """The machine options a snapshot's header names, each judged as the
+    machine judges it; a bad one is refused naming its header key."""
+    options = snap.machine_options
+    for key, value in options.items():
+        problem = option_error(key, value)
+        if problem:
+            raise MalformedStream(problem, 12, f"header.machine.{key}")
+    return options

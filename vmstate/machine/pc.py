@@ -20,7 +20,7 @@ from devices.mc146818 import RTC_PORT, Rtc
 from devices.pci import PciHost, pc_functions
 from devices.pcspk import SPEAKER_PORT, Pcspk
 from vmstate.core.bus import AddressSpace
-from vmstate.core.clock import NANOSECONDS_PER_SECOND, ClockDevice, EventBudget, HostClock, VirtualClock
+from vmstate.core.clock import MAX_HOST_OFFSET, NANOSECONDS_PER_SECOND, ClockDevice, EventBudget, HostClock, VirtualClock
 from vmstate.core.device import Device
 from vmstate.core.errors import UsageError
 from vmstate.core.irq import IrqLine
@@ -35,18 +35,46 @@ RTC_CLOCKS = ("vm", "host")
 #: the reference harness: -rtc base=2000-01-01T00:00:00,clock=vm.
 DEFAULT_OPTIONS = {"rtc_base": DEFAULT_RTC_BASE, "rtc_clock": "vm"}
 IOAPIC_PATHS = ("ioapic", "/machine/ioapic")
+FIRST_RTC_BASE_TEXT = "1970-01-01T00:00:00"
+#: The host clock starts at the base, and may run only so far ahead.
+LAST_RTC_BASE = MAX_HOST_OFFSET // NANOSECONDS_PER_SECOND
+LAST_RTC_BASE_TEXT = datetime.fromtimestamp(LAST_RTC_BASE, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _rtc_base(text) -> tuple[int | None, str | None]:
+    try:
+        when = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None, f"{text!r} is not an ISO-8601 date and time"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    seconds = int(when.timestamp())
+    if not 0 <= seconds <= LAST_RTC_BASE:
+        return None, f"{text!r} is outside {FIRST_RTC_BASE_TEXT} .. {LAST_RTC_BASE_TEXT}"
+    return seconds, None
 
 
 def parse_rtc_base(text: str) -> int:
     """``-rtc base=`` as UTC epoch seconds.  Accepts ISO-8601 and QEMU's own
-    ``YYYY-MM-DDTHH:MM:SS`` and ``YYYY-MM-DD``; a time zone, if given, counts."""
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"--rtc-base: {text!r} is not an ISO-8601 date and time") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return int(when.timestamp())
+    ``YYYY-MM-DDTHH:MM:SS`` and ``YYYY-MM-DD``; a time zone, if given, counts.
+    The base must be one the RTC's section can carry: its ``base_rtc`` is
+    unsigned seconds (no date before 1970), and the host clock it starts
+    must stay within :data:`MAX_HOST_OFFSET` (early 2116)."""
+    seconds, problem = _rtc_base(text)
+    if problem:
+        raise UsageError(f"--rtc-base: {problem}")
+    return seconds
+
+
+def option_error(option: str, value) -> str | None:
+    """What is wrong with a machine option's value (from the command line, a
+    trace's pragma or a snapshot's header), or None; the caller names the
+    option as its user spelled it."""
+    if option == "rtc_clock":
+        return None if value in RTC_CLOCKS else f"{value!r} is not one of {', '.join(RTC_CLOCKS)}"
+    if option == "rtc_base":
+        return _rtc_base(value)[1]
+    return f"not a machine option (known: {', '.join(DEFAULT_OPTIONS)})"
 
 
 @dataclass
@@ -69,8 +97,9 @@ class PcMachine:
 
     def __init__(self, rtc_base: str = DEFAULT_RTC_BASE, rtc_clock: str = "vm",
                  budget: EventBudget | None = None):
-        if rtc_clock not in RTC_CLOCKS:
-            raise UsageError(f"--rtc-clock: {rtc_clock!r} is neither 'vm' nor 'host'")
+        problem = option_error("rtc_clock", rtc_clock)
+        if problem:
+            raise UsageError(f"--rtc-clock: {problem}")
         self.options = {"rtc_base": rtc_base, "rtc_clock": rtc_clock}
         self.rtc_base = parse_rtc_base(rtc_base)
         self.rtc_clock = rtc_clock

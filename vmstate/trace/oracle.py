@@ -20,7 +20,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from vmstate.core.paths import BUILD_ORACLE
+from vmstate.core.paths import BUILD_ORACLE, cache
 from vmstate.core.errors import OracleError, OracleUnavailable
 from vmstate.machine.pc import parse_rtc_base
 from vmstate.trace.qtest import Command
@@ -32,8 +32,7 @@ TIMEOUT = 30.0
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("VMSTATE_CACHE") or Path.home() / ".cache" / "vmstate"
-    return Path(root) / "qemu-7.2"
+    return cache() / "qemu-7.2"
 
 
 def binary() -> Path:

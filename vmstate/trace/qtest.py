@@ -10,9 +10,9 @@ the line number instead, so nothing runs on a trace that cannot run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
-from vmstate.core.errors import TraceError
+from vmstate.core.errors import TraceError, VmstateError
 from vmstate.trace.numbers import parse_number
 from vmstate.trace.points import point_of, through_the_bytes
 
@@ -107,10 +107,23 @@ def _migrate_option(word: str) -> tuple[str, str]:
     return key, value
 
 
+def lines(text: str) -> Iterator[tuple[int, str]]:
+    """A trace's lines with their numbers, one at a time (a long trace is
+    never held twice).  Lines end at ``\n`` only, as QEMU's qtest splits
+    them."""
+    start, number = 0, 1
+    while True:
+        end = text.find("\n", start)
+        if end < 0:
+            yield number, text[start:]
+            return
+        yield number, text[start:end]
+        start, number = end + 1, number + 1
+
+
 def iter_commands(text: str) -> Iterator[Command]:
-    """A trace's commands, one at a time.  Lines end at ``\n`` only, as
-    QEMU's qtest splits them."""
-    for number, line in enumerate(text.split("\n"), start=1):
+    """A trace's commands, one at a time."""
+    for number, line in lines(text):
         command = parse_line(number, line)
         if command is not None:
             yield command
@@ -154,12 +167,15 @@ class Runner:
         machine = self.machine
         session = machine.session
         session.op = command.line
-        reply = self._reply(command)
-        out = self._irq_lines(session)
-        out.append(reply)
-        # A timer armed for a deadline already past runs in QEMU's main loop
-        # right after the reply is sent, before the next command is read.
-        self.machine.clock.run_due()
+        try:
+            reply = self._reply(command)
+            out = self._irq_lines(session)
+            out.append(reply)
+            # A timer armed for a deadline already past runs in QEMU's main loop
+            # right after the reply is sent, before the next command is read.
+            self.machine.clock.run_due()
+        except VmstateError as err:
+            raise err.located(command.line) from None
         out.extend(self._irq_lines(session))
         return out
 
@@ -200,6 +216,6 @@ class Runner:
             return "OK"
         return f"FAIL Unknown command '{name}'"
 
-    def run(self, commands: list[Command]) -> Iterator[str]:
+    def run(self, commands: Iterable[Command]) -> Iterator[str]:
         for command in commands:
             yield from self.execute(command)

@@ -156,30 +156,39 @@ _ID_LENGTH = struct.Struct(">IB")
 
 
 class _Reader:
+    """The bytes and where reading is; every error names ``what`` was being
+    read and the part of the stream it belongs to (``path``: the section's
+    name once known)."""
+
     def __init__(self, data: bytes):
         self.data = data
         self.off = 0
 
-    def need(self, n: int, what: str) -> None:
+    def need(self, n: int, what: str, path: str) -> None:
         if self.off + n > len(self.data):
-            raise TruncatedStream(f"stream ends inside the {what}", self.off)
+            raise TruncatedStream(f"stream ends inside the {what}", self.off, path)
 
-    def unpack(self, fmt: str, what: str) -> tuple:
+    def unpack(self, fmt: str, what: str, path: str) -> tuple:
         layout = _LAYOUTS.get(fmt)
         if layout is None:
             layout = _LAYOUTS[fmt] = struct.Struct(fmt)
         size = layout.size
         if self.off + size > len(self.data):
-            raise TruncatedStream(f"stream ends inside the {what}", self.off)
+            raise TruncatedStream(f"stream ends inside the {what}", self.off, path)
         values = layout.unpack_from(self.data, self.off)
         self.off += size
         return values
 
-    def take(self, n: int, what: str) -> bytes:
-        self.need(n, what)
+    def take(self, n: int, what: str, path: str) -> bytes:
+        self.need(n, what, path)
         chunk = self.data[self.off:self.off + n]
         self.off += n
         return bytes(chunk)
+
+
+def _shown(raw: bytes) -> str:
+    """Bytes that should have been a name, short enough for a message."""
+    return repr(raw) if len(raw) <= 40 else f"{raw[:40]!r}... ({len(raw)} bytes)"
 
 
 def read(data: bytes, lookup: Lookup, now: Callable[[list[Section]], int | None], default_now: int = 0,
@@ -193,13 +202,13 @@ def read(data: bytes, lookup: Lookup, now: Callable[[list[Section]], int | None]
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise NotAStream("a stream is bytes")
     r = _Reader(bytes(data))
-    magic = r.take(4, "header")
+    magic = r.take(4, "header", "(header)")
     if magic != MAGIC:
-        raise NotAStream(f"magic {magic!r} is not {MAGIC!r}", 0)
-    (version,) = r.unpack(">I", "header")
+        raise NotAStream(f"magic {magic!r} is not {MAGIC!r}", 0, "(header)")
+    (version,) = r.unpack(">I", "header", "(header)")
     if version != STREAM_VERSION:
         hint = " (version 2 streams are obsolete)" if version == 2 else ""
-        raise NotAStream(f"stream format version {version} is not {STREAM_VERSION}{hint}", 4)
+        raise NotAStream(f"stream format version {version} is not {STREAM_VERSION}{hint}", 4, "(header)")
     found_type = None
     sections: list[Section] = []
     times: list[int] = []
@@ -212,32 +221,34 @@ def read(data: bytes, lookup: Lookup, now: Callable[[list[Section]], int | None]
             kind = data[at]
             r.off = at + 1
         else:
-            (kind,) = r.unpack(">B", "section type")
+            (kind,) = r.unpack(">B", "section type", "(section type)")
         if kind == CONFIGURATION:
             if found_type is not None or sections:
-                raise MalformedStream("the configuration section must come first, once", at)
-            (length,) = r.unpack(">I", "configuration")
-            raw = r.take(length, "machine type")
+                raise MalformedStream("the configuration section must come first, once", at, "configuration")
+            (length,) = r.unpack(">I", "configuration", "configuration")
+            raw = r.take(length, "machine type", "configuration")
             try:
                 found_type = raw.decode("ascii")
             except UnicodeDecodeError:
-                raise MalformedStream(f"machine type {raw!r} is not ASCII", at + 5) from None
+                raise MalformedStream(f"machine type {_shown(raw)} is not ASCII", at + 5, "configuration") from None
             if found_type != machine_type:
                 raise MalformedStream(f"machine type {found_type!r} is not the destination's {machine_type!r}",
                                       at + 5, "configuration")
         elif kind == FULL:
-            sections.append(_read_section(r, at, lookup, now(sections), seen, ids))
+            sections.append(_read_section(r, at, lookup, now(sections), seen, ids, len(sections) + 1))
             times.append(now(sections[:-1]))
         elif kind == EOF:
             final = now(sections)
             _at_the_streams_time(r.data, sections, times, default_now if final is None else final, lookup)
             return Loaded(found_type or machine_type, sections, _read_description(r, sections))
         elif kind in (START, PART, END):
-            raise MalformedStream("iterative sections (RAM, block) are not device state and are not supported", at)
+            raise MalformedStream("iterative sections (RAM, block) are not device state and are not supported", at,
+                                  "(section type)")
         elif kind == COMMAND:
-            raise MalformedStream("migration commands are not supported in a device-state stream", at)
+            raise MalformedStream("migration commands are not supported in a device-state stream", at,
+                                  "(section type)")
         else:
-            raise MalformedStream(f"unknown section type {kind:#04x}", at)
+            raise MalformedStream(f"unknown section type {kind:#04x}", at, "(section type)")
 
 
 def _at_the_streams_time(data: bytes, sections: list[Section], times: list[int], final: int,
@@ -255,26 +266,30 @@ def _at_the_streams_time(data: bytes, sections: list[Section], times: list[int],
                                   section.offset)
 
 
-def _read_section(r: _Reader, at: int, lookup: Lookup, now: int, seen: set, ids: set) -> Section:
+def _read_section(r: _Reader, at: int, lookup: Lookup, now: int, seen: set, ids: set, ordinal: int) -> Section:
+    """A FULL section; until its name is read, errors name it by its place
+    (``(section 3)``), then by its name."""
     data, off = r.data, r.off
     if off + 5 <= len(data) and off + 5 + data[off + 4] <= len(data):
         section_id, n = _ID_LENGTH.unpack_from(data, off)
         raw = data[off + 5:off + 5 + n]
         r.off = off + 5 + n
     else:
-        section_id, n = r.unpack(">IB", "section header")
-        raw = r.take(n, "section name")
+        place = f"(section {ordinal})"
+        section_id, n = r.unpack(">IB", "section header", place)
+        raw = r.take(n, f"section name (of {n} bytes, begun {_shown(bytes(data[r.off:]))})", place)
     try:
         idstr = raw.decode("ascii")
     except UnicodeDecodeError:
-        raise MalformedStream(f"section name {raw!r} is not ASCII", at + 6) from None
+        raise MalformedStream(f"section name {_shown(raw)} is not ASCII", at + 6, f"(section {ordinal})") from None
+    name = idstr or f"(section {ordinal})"
     if r.off + 8 <= len(r.data):
         instance_id, version = _INSTANCE_VERSION.unpack_from(r.data, r.off)
         r.off += 8
     else:
-        instance_id, version = r.unpack(">II", "section header")
+        instance_id, version = r.unpack(">II", "section header", name)
     if (idstr, instance_id) in seen or section_id in ids:
-        raise MalformedStream(f"section {idstr!r} (id {section_id}) appears twice", at, idstr)
+        raise MalformedStream(f"section {idstr!r} (id {section_id}) appears twice", at, name)
     seen.add((idstr, instance_id))
     ids.add(section_id)
     try:
@@ -284,17 +299,17 @@ def _read_section(r: _Reader, at: int, lookup: Lookup, now: int, seen: set, ids:
         # the stream asks for a device this machine lacks.
         if err.offset is not None:
             raise
-        raise UnknownSection(err.message, at + 6, err.path or idstr) from None
+        raise UnknownSection(err.message, at + 6, err.path or name) from None
     check_version(description, version, r.off - 4, idstr, highest)
     start = r.off
     r.off = load_section(description, version, r.data, r.off, state, now, idstr)
     if r.data.startswith(_footer(section_id), r.off):
         r.off += 5
         return Section(idstr, instance_id, description, version, state, start)
-    (footer,) = r.unpack(">B", "section footer")
+    (footer,) = r.unpack(">B", "section footer", idstr)
     if footer != FOOTER:
         raise MalformedStream(f"section footer expected (0x7e), found {footer:#04x}", r.off - 1, idstr)
-    (footer_id,) = r.unpack(">I", "section footer")
+    (footer_id,) = r.unpack(">I", "section footer", idstr)
     if footer_id != section_id:
         raise MalformedStream(f"footer names section {footer_id}, not {section_id}", r.off - 4, idstr)
     return Section(idstr, instance_id, description, version, state, start)
@@ -331,19 +346,23 @@ def _read_description(r: _Reader, sections: list[Section]) -> bytes | None:
         text = _TEXTS.get(key)
         return text if text is not None else expected[5:]
     at = r.off
-    (kind,) = r.unpack(">B", "description marker")
+    where = "(JSON description)"
+    (kind,) = r.unpack(">B", "description marker", where)
     if kind != VMDESCRIPTION:
-        raise TrailingData(f"{len(r.data) - at} byte(s) after the end of the stream", at)
-    (length,) = r.unpack(">I", "description length")
+        raise TrailingData(f"{len(r.data) - at} byte(s) after the end of the stream", at, "(after EOF)")
+    (length,) = r.unpack(">I", "description length", where)
     if length > MAX_DESCRIPTION:
-        raise MalformedStream(f"a {length}-byte JSON description is beyond the {MAX_DESCRIPTION} accepted", at + 1)
-    text = r.take(length, "JSON description")
+        raise MalformedStream(f"a {length}-byte JSON description is beyond the {MAX_DESCRIPTION} accepted", at + 1,
+                              where)
+    text = r.take(length, "JSON description", where)
     try:
         json.loads(text)
+    except RecursionError:
+        raise MalformedStream("the JSON description is nested deeper than any QEMU writes", at + 5, where) from None
     except (UnicodeDecodeError, ValueError) as err:
-        raise MalformedStream(f"the JSON description does not parse: {err}", at + 5) from None
+        raise MalformedStream(f"the JSON description does not parse: {err}", at + 5, where) from None
     if r.off != len(r.data):
-        raise TrailingData(f"{len(r.data) - r.off} byte(s) after the JSON description", r.off)
+        raise TrailingData(f"{len(r.data) - r.off} byte(s) after the JSON description", r.off, "(after EOF)")
     return text
 
 

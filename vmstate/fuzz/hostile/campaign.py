@@ -12,11 +12,19 @@ from typing import Callable
 
 from vmstate.core.errors import UsageError
 from vmstate.core.paths import FIXTURES
-from vmstate.fuzz.hostile.corpus import keep, write_corpus
+from vmstate.fuzz.hostile.corpus import input_kind, keep, write_corpus
 from vmstate.fuzz.hostile.mutations import mutate
-from vmstate.fuzz.hostile.probe import ALLOCATION_BOUND, DEADLINE_SECONDS, RETAINED_BOUND, WARM_UP, probe, snapshot
+from vmstate.fuzz.hostile.probe import (ALLOCATION_BOUND, DEADLINE_SECONDS, RETAINED_BOUND, TRACE_BOUND, WARM_UP,
+                                        probe, probe_snapshot, probe_trace, snapshot)
 from vmstate.fuzz.hostile.seeds import destination_of, seeds
+from vmstate.fuzz.hostile.snapshots import hostile_snapshot
+from vmstate.fuzz.hostile.traces import hostile_trace, trace_seeds
 from vmstate.present import Progress, console
+
+#: Of every hundred inputs, how many are snapshot files and traces; the
+#: rest are streams, where most of the bytes a user is handed come from.
+SNAPSHOTS, TRACES = 6, 8
+
 
 @dataclass
 class Finding:
@@ -38,6 +46,7 @@ class Report:
     mutations: dict[str, int] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     peak: int = 0
+    peaks: dict[str, int] = field(default_factory=dict)
     slowest: float = 0.0
     retained: int | None = None
     kept: dict[tuple, dict] = field(default_factory=dict)
@@ -52,6 +61,7 @@ class Report:
                 "restored": self.restored, "refused": dict(sorted(self.refused.items())),
                 "mutations": dict(sorted(self.mutations.items())),
                 "peak_bytes": self.peak, "allocation_bound": ALLOCATION_BOUND,
+                "peak_bytes_by_kind": dict(sorted(self.peaks.items())), "trace_allocation_bound": TRACE_BOUND,
                 "slowest_seconds": round(self.slowest, 4), "deadline_seconds": DEADLINE_SECONDS,
                 "retained_bytes": self.retained, "retained_bound": RETAINED_BOUND,
                 "corpus": len(self.kept), "clean": self.clean,
@@ -68,6 +78,7 @@ def campaign(inputs: int, seed: int = 0, progress: Callable[[int], None] | None 
         raise UsageError(f"--inputs must be at least 0, not {inputs}")
     rng = random.Random(seed)
     pool = seeds(root, scenarios)
+    texts = trace_seeds(root)
     # Busy destinations (copies), by destination_of; a restore that
     # succeeds rightly changes one, and it serves on as the machine that
     # stream describes.
@@ -85,23 +96,33 @@ def campaign(inputs: int, seed: int = 0, progress: Callable[[int], None] | None 
         for n in range(inputs):
             s = rng.randrange(len(pool))
             source = pool[s]
-            name, data = mutate(rng, source, pool)
-            d = destination_of(pool, s)
-            if d not in live:
-                live[d] = pool[d[1]].machine.clone(), None
-            dest, before = live[d]
-            if before is None:
-                before = snapshot(dest)
-                live[d] = dest, before
-            out = probe(data, dest, before, clock=source.clock, measure=measure)
+            kind = rng.randrange(100)
+            if kind < SNAPSHOTS:
+                name, data = hostile_snapshot(rng, source)
+                out = probe_snapshot(data, measure=measure)
+            elif kind < SNAPSHOTS + TRACES:
+                name, data = hostile_trace(rng, texts)
+                out = probe_trace(data, measure=measure)
+            else:
+                name, data = mutate(rng, source, pool)
+                d = destination_of(pool, s)
+                if d not in live:
+                    live[d] = pool[d[1]].machine.clone(), None
+                dest, before = live[d]
+                if before is None:
+                    before = snapshot(dest)
+                    live[d] = dest, before
+                out = probe(data, dest, before, clock=source.clock, measure=measure, offsets=source.offsets_in(data))
+                if out.violation == "destination changed" or out.error is None:
+                    live[d] = dest, None
             report.inputs += 1
             report.mutations[name] = report.mutations.get(name, 0) + 1
             report.peak = max(report.peak, out.peak)
+            kind = input_kind(name)
+            report.peaks[kind] = max(report.peaks.get(kind, 0), out.peak)
             report.slowest = max(report.slowest, out.seconds)
             if out.violation is not None:
                 report.findings.append(Finding(out.violation, out.detail, source.name, name, data))
-            if out.violation == "destination changed" or out.error is None:
-                live[d] = dest, None
             if out.error is None:
                 report.restored += 1
             else:

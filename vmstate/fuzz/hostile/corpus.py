@@ -6,14 +6,14 @@ import gzip
 import json
 from pathlib import Path
 
-from vmstate.core.errors import StreamError
+from vmstate.core.errors import VmstateError
 from vmstate.core.paths import FIXTURES
-from vmstate.fuzz.hostile.probe import Outcome, probe
+from vmstate.fuzz.hostile.probe import Outcome, probe, probe_snapshot, probe_trace
 from vmstate.fuzz.hostile.seeds import Seed
 from vmstate.machine.pc import PcMachine
 
 CORPUS = FIXTURES / "hostile"
-CORPUS_CAP = 160
+CORPUS_CAP = 200
 # Inputs larger than this are kept gzip-compressed (they carry QEMU's JSON
 # description, most of a stream's bytes).
 PLAIN_LIMIT = 16 << 10
@@ -35,14 +35,30 @@ def region(seed: Seed, offset: int | None) -> str:
     return "configuration" if not lay.sections or offset < lay.sections[0].start else "between sections"
 
 
-def kind_of(error: StreamError, seed: Seed) -> tuple:
-    """An error's signature for the corpus: its class, the field path (or
-    the region of the seed it points into) and the offset's order of
+def input_kind(mutation: str) -> str:
+    """What an input is, by the mutation that made it: a stream, a snapshot
+    file or a trace."""
+    return mutation.split("-")[0] if mutation.startswith(("snapshot-", "trace-")) else "stream"
+
+
+def kind_of(error: VmstateError, seed: Seed, kind: str = "stream") -> tuple:
+    """An error's signature for the corpus: the input's kind, the error's
+    class, the field path (or the region of the seed it points into, or
+    for a trace the command it stopped at) and the offset's order of
     magnitude."""
-    return type(error).__name__, error.path or region(seed, error.offset), (error.offset or 0).bit_length()
+    if kind == "trace":
+        word = (getattr(error, "text", None) or "").split(" ")[0][:24]
+        return kind, type(error).__name__, word, 0
+    offset = getattr(error, "offset", None)
+    return kind, type(error).__name__, error.path or region(seed, offset), (offset or 0).bit_length()
 
 
-def _replay(data: bytes, options: dict) -> Outcome:
+def replay(data: bytes, options: dict, kind: str = "stream") -> Outcome:
+    """The input judged afresh: a stream into a fresh machine of ``options``."""
+    if kind == "snapshot":
+        return probe_snapshot(data, measure=False)
+    if kind == "trace":
+        return probe_trace(data, measure=False)
     return probe(data, PcMachine(**options), measure=False)
 
 
@@ -56,13 +72,13 @@ def shrink(data: bytes, options: dict, signature: tuple) -> bytes:
         if cut + 5 <= offset or cut + 5 >= len(keep):
             continue
         candidate = data[:cut + 5]
-        if _replay(candidate, options).signature == signature:
+        if replay(candidate, options).signature == signature:
             return candidate
     return keep
 
 
-def keep(report, error: StreamError, seed: Seed, mutation: str, data: bytes) -> None:
-    key = kind_of(error, seed)
+def keep(report, error: VmstateError, seed: Seed, mutation: str, data: bytes) -> None:
+    key = kind_of(error, seed, input_kind(mutation))
     held = report.kept.get(key)
     if held is not None and len(held["data"]) <= len(data):
         return
@@ -83,21 +99,24 @@ def write_corpus(report, out: Path) -> list[dict]:
     entries = []
     for key in sorted(report.kept, key=str):
         item = report.kept[key]
-        fresh = _replay(item["data"], item["options"])
+        kind = input_kind(item["mutation"])
+        fresh = replay(item["data"], item["options"], kind)
         if fresh.error is None or fresh.violation is not None:
             continue
         signature = fresh.signature
-        data = shrink(item["data"], item["options"], signature)
+        data = shrink(item["data"], item["options"], signature) if kind == "stream" else item["data"]
         name = f"{len(entries):03d}-{signature[0]}-{item['mutation']}.bin"
         if len(data) > PLAIN_LIMIT:
             name += ".gz"
             (out / name).write_bytes(gzip.compress(data, mtime=0))
         else:
             (out / name).write_bytes(data)
-        entries.append({"file": name, "error": signature[0], "offset": signature[1], "path": signature[2],
-                        "options": item["options"], "seed": item["seed"], "mutation": item["mutation"]})
-    index = {"about": "hostile inputs kept by `vmstate hostile`: each must still be refused with this "
-                      "error class at this offset by a fresh PcMachine(**options)",
+        entries.append({"file": name, "kind": kind, "error": signature[0], "offset": signature[1],
+                        "path": signature[2], "line": signature[3], "options": item["options"], "seed": item["seed"],
+                        "mutation": item["mutation"]})
+    index = {"about": "hostile inputs kept by `vmstate hostile` (streams, snapshot files, traces): each must "
+                      "still be refused with this error class at this offset, path and line (a stream by a "
+                      "fresh PcMachine(**options))",
              "entries": entries}
     (out / "index.json").write_text(json.dumps(index, indent=1) + "\n")
     return entries

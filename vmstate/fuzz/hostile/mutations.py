@@ -1,11 +1,14 @@
-"""What an attacker does to a valid stream: cut it, flip its bits, make its
-lengths and fields lie, duplicate, reorder, drop and splice its sections."""
+"""What an attacker does to a valid stream: cut it, flip its bits (the
+clock's too), make its lengths and fields lie (times at the end of time
+among them), duplicate, reorder, shuffle, drop and splice its sections, keep
+some of them only, and nest its JSON description too deep."""
 from __future__ import annotations
 
 import random
 from typing import Callable
 
-from vmstate.fuzz.hostile.seeds import Seed, read_value, write_value, bounds
+from vmstate.core.clock import MAX_VIRTUAL_NS
+from vmstate.fuzz.hostile.seeds import Seed, bounds, read_value, write_value
 from vmstate.wire.table import Leaf
 
 # -- mutations ------------------------------------------------------------------------
@@ -129,13 +132,76 @@ def splice(rng, seed, data, donor: Seed | None = None):
     return data[:at] + donor.data[span.start:span.end] + data[at:]
 
 
+#: Times a model may not reach: around the end of virtual time (2^62 ns) and
+#: of int64, where a deadline one period on would no longer fit its field.
+END_OF_TIME = (MAX_VIRTUAL_NS - 1, MAX_VIRTUAL_NS, MAX_VIRTUAL_NS + (1 << 40), (1 << 63) - 1, (1 << 63) - 2,
+               (1 << 63) - (1 << 23), -(1 << 63), (1 << 64) - 1, (1 << 64) - (1 << 23))
+
+
+def end_of_time(rng, seed, data):
+    """A 64-bit field (a time, a deadline, a counter) set near the end of time."""
+    sites = [s for s in seed.layout.values if s.size == 8 and s.offset + 8 <= len(data)]
+    if not sites:
+        return out_of_range(rng, seed, data)
+    site = rng.choice(sites)
+    lo, hi = bounds(site)
+    values = [v for v in END_OF_TIME if lo <= v <= hi]
+    return write_value(site, data, rng.choice(values))
+
+
+def clock_bitflip(rng, seed, data):
+    """One bit of the virtual clock flipped: every deadline in the stream is
+    then far from the time the devices run at."""
+    sites = [s for s in seed.layout.values if s.path.startswith("timer.") and s.offset + s.size <= len(data)]
+    if not sites:
+        return bitflip(rng, seed, data)
+    site = rng.choice(sites)
+    return write_value(site, data, read_value(site, data) ^ (1 << rng.randrange(64)))
+
+
+def shuffle(rng, seed, data):
+    """Every section in another order, the clock's included."""
+    spans = _spans(seed)
+    if len(spans) < 2:
+        return truncate(rng, seed, data)
+    order = list(spans)
+    rng.shuffle(order)
+    first, last = spans[0][0], spans[-1][1]
+    return data[:first] + b"".join(data[a:b] for a, b in order) + data[last:]
+
+
+def partial(rng, seed, data):
+    """Some of the sections only, restored into a machine busy with its own
+    state: what the stream leaves out must not outlive the load."""
+    spans = _spans(seed)
+    if not spans:
+        return data
+    kept = [span for span in spans if rng.random() < 0.5]
+    first, last = spans[0][0], spans[-1][1]
+    eof = seed.layout.eof if seed.layout.eof is not None else last
+    return data[:first] + b"".join(data[a:b] for a, b in kept) + data[last:eof + 1]
+
+
+def deep_json(rng, seed, data):
+    """A JSON description nested deeper than a parser's recursion allows
+    (QEMU writes a few levels)."""
+    if seed.layout.eof is None:
+        return data
+    depth = rng.choice((990, 1000, 5000, 100_000))
+    opener, closer = rng.choice(((b"[", b"]"), (b'{"a":', b"}")))
+    text = opener * depth + b"0" + closer * depth
+    return data[:seed.layout.eof + 1] + b"\x06" + len(text).to_bytes(4, "big") + text
+
+
 MUTATIONS: dict[str, Callable] = {
     "truncate": truncate, "bitflip": bitflip, "byte": byte, "lie": lie, "out-of-range": out_of_range,
     "duplicate": duplicate, "reorder": reorder, "drop": drop, "trailing": trailing, "noise": noise,
-    "splice": splice,
+    "splice": splice, "end-of-time": end_of_time, "clock-bitflip": clock_bitflip, "shuffle": shuffle,
+    "partial": partial, "deep-json": deep_json,
 }
 WEIGHTS = {"truncate": 10, "bitflip": 14, "byte": 8, "lie": 12, "out-of-range": 20, "duplicate": 4,
-           "reorder": 4, "drop": 3, "trailing": 4, "noise": 6, "splice": 4, "havoc": 11}
+           "reorder": 4, "drop": 3, "trailing": 4, "noise": 6, "splice": 4, "havoc": 11,
+           "end-of-time": 8, "clock-bitflip": 4, "shuffle": 3, "partial": 4, "deep-json": 1}
 
 
 def mutate(rng: random.Random, seed: Seed, seeds_: list[Seed]) -> tuple[str, bytes]:
@@ -144,7 +210,8 @@ def mutate(rng: random.Random, seed: Seed, seeds_: list[Seed]) -> tuple[str, byt
     if name == "havoc":
         data = seed.data
         for _ in range(rng.randint(2, 4)):
-            step = rng.choice(["bitflip", "byte", "lie", "out-of-range", "truncate", "duplicate", "reorder"])
+            step = rng.choice(["bitflip", "byte", "lie", "out-of-range", "truncate", "duplicate", "reorder",
+                               "end-of-time", "clock-bitflip"])
             data = MUTATIONS[step](rng, seed, data)
         return name, data
     if name == "splice":

@@ -1,4 +1,5 @@
-"""One hostile input, judged against the rules a restore must keep."""
+"""One hostile input (a stream, a snapshot file, a trace), judged against
+the rules vmstate must keep for it."""
 from __future__ import annotations
 
 import copy
@@ -8,10 +9,15 @@ import tracemalloc
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
-from vmstate.core.errors import StreamError
+from vmstate.core.clock import EventBudget
+from vmstate.core.errors import StreamError, VmstateError
 from vmstate.machine import migration
+from vmstate.machine.pc import PcMachine
+from vmstate.trace.load import check_trace
+from vmstate.trace.qtest import Runner, decode_trace, iter_commands
+from vmstate.wire import snapshot as snapshot_file
 
 # A restore keeps at most a copy of the input, the destination's states and
 # the parsed JSON description (itself bounded by stream.MAX_DESCRIPTION) on
@@ -48,14 +54,28 @@ def deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def _misplaced(error: StreamError, offsets: dict[str, set[int]] | None) -> tuple[str | None, str]:
+    """Whether a refusal fails to say where: every one names an offset and
+    the part of the stream (a field path, a section, the framing) it is
+    about, and a field's offset is the first byte of that field."""
+    shown = f"{type(error).__name__}: {error}"
+    if error.offset is None:
+        return "no offset", shown
+    if not error.path:
+        return "no place", shown
+    if offsets is not None and error.path in offsets and error.offset not in offsets[error.path]:
+        places = ", ".join(f"{at:#x}" for at in sorted(offsets[error.path]))
+        return "wrong offset", f"{shown} (the field is at {places})"
+    return None, ""
+
+
 # -- one input -----------------------------------------------------------------------
 @dataclass
 class Outcome:
-    """What restoring one input did: ``error`` is the typed refusal (None
-    when it restored), ``violation`` names a broken rule (None when all
-    held)."""
+    """What one input did: ``error`` is the typed refusal (None when it was
+    accepted), ``violation`` names a broken rule (None when all held)."""
 
-    error: StreamError | None = None
+    error: VmstateError | None = None
     violation: str | None = None
     detail: str = ""
     peak: int = 0
@@ -65,7 +85,8 @@ class Outcome:
     def signature(self) -> tuple | None:
         if self.error is None:
             return None
-        return type(self.error).__name__, self.error.offset, self.error.path
+        return (type(self.error).__name__, getattr(self.error, "offset", None), getattr(self.error, "path", None),
+                self.error.line)
 
 
 def snapshot(machine) -> dict:
@@ -74,15 +95,12 @@ def snapshot(machine) -> dict:
     return copy.deepcopy(machine.get_state())
 
 
-def probe(data: bytes, destination, before: dict | None = None, *, clock: int | None = None, measure: bool = True,
-          seconds: float = DEADLINE_SECONDS, bound: int = ALLOCATION_BOUND) -> Outcome:
-    """Restore ``data`` into ``destination`` and judge what happened.
-    ``before`` is the destination's :func:`snapshot` when the caller has it
-    already; ``measure`` traces allocations (a restore runs several times
-    slower under tracemalloc)."""
-    if before is None:
-        before = snapshot(destination)
-    out = Outcome()
+def _attempt(action: Callable[[], object], typed: type, measure: bool, seconds: float,
+             bound: int) -> tuple[Outcome, object]:
+    """Run ``action`` under the deadline (and tracemalloc when ``measure``):
+    the outcome as far as the common rules go (no hang, no untyped error,
+    bounded allocation), and what the action returned."""
+    out, result = Outcome(), None
     started = tracemalloc.is_tracing()
     if measure:
         if not started:
@@ -92,10 +110,10 @@ def probe(data: bytes, destination, before: dict | None = None, *, clock: int | 
     started_at = time.perf_counter()
     try:
         with deadline(seconds):
-            migration.restore(data, destination, clock=clock)
+            result = action()
     except Hang:
         out.violation, out.detail = "hang", f"still running after {seconds} s"
-    except StreamError as err:
+    except typed as err:
         out.error = err
     except Exception as err:  # noqa: BLE001 - anything untyped is what we are looking for
         out.violation = "untyped"
@@ -106,17 +124,89 @@ def probe(data: bytes, destination, before: dict | None = None, *, clock: int | 
             out.peak = tracemalloc.get_traced_memory()[1] - base
             if not started:
                 tracemalloc.stop()
-    if out.violation is None and out.error is not None and out.error.offset is None:
-        out.violation, out.detail = "no offset", f"{type(out.error).__name__}: {out.error}"
     if out.violation is None and measure and out.peak > bound:
         out.violation, out.detail = "allocation", f"peak {out.peak} bytes > {bound}"
+    return out, result
+
+
+def _saves_again(out: Outcome, machine) -> None:
+    """An accepted input must leave a machine that our own save accepts."""
+    try:
+        migration.save(machine)
+    except Exception as err:  # noqa: BLE001
+        out.violation, out.detail = "unsaveable", f"accepted, then save raised {type(err).__name__}: {err}"
+
+
+def probe(data: bytes, destination, before: dict | None = None, *, clock: int | None = None, measure: bool = True,
+          seconds: float = DEADLINE_SECONDS, bound: int = ALLOCATION_BOUND,
+          offsets: dict[str, set[int]] | None = None) -> Outcome:
+    """Restore the stream ``data`` into ``destination`` and judge what
+    happened.  ``before`` is the destination's :func:`snapshot` when the
+    caller has it already; ``measure`` traces allocations (a restore runs
+    several times slower under tracemalloc).  ``offsets`` maps field paths
+    to where their bytes are in ``data``, when the caller knows (a mutation
+    that changed values in place): an error naming one of them must give
+    its offset."""
+    if before is None:
+        before = snapshot(destination)
+    out, _ = _attempt(lambda: migration.restore(data, destination, clock=clock), StreamError, measure, seconds,
+                      bound)
+    if out.violation is None and out.error is not None:
+        out.violation, out.detail = _misplaced(out.error, offsets)
     if out.error is not None or out.violation is not None:
         if destination.get_state() != before:
             detail = f"{type(out.error).__name__}: {out.error}" if out.error else out.detail
             out.violation, out.detail = "destination changed", detail
+    else:
+        _saves_again(out, destination)
+    return out
+
+
+def probe_snapshot(data: bytes, *, measure: bool = True, seconds: float = DEADLINE_SECONDS,
+                   bound: int = ALLOCATION_BOUND) -> Outcome:
+    """Open the snapshot file ``data`` as ``vmstate restore`` does (its
+    header judged, its stream restored into a machine of the header's
+    options): a typed error naming the offset and the header key or field,
+    or a machine that saves again."""
+    def restore():
+        snap = snapshot_file.decode(data)
+        with snap.in_the_file():
+            return migration.restore(snap.stream, **migration.snapshot_options(snap))
+
+    out, machine = _attempt(restore, StreamError, measure, seconds, bound)
+    if out.violation is None and out.error is not None:
+        out.violation, out.detail = _misplaced(out.error, None)
     elif out.violation is None:
-        try:
-            migration.save(destination)
-        except Exception as err:  # noqa: BLE001
-            out.violation, out.detail = "unsaveable", f"restored, then save raised {type(err).__name__}: {err}"
+        _saves_again(out, machine)
+    return out
+
+
+#: The timer events a hostile trace may run: about a tenth of a second of
+#: work; more is refused with EventBudgetExceeded, a typed refusal.
+TRACE_EVENTS = 20_000
+#: A trace builds machines, runs them and migrates them (a save writes the
+#: JSON description, a first save at other versions compiles codecs): more
+#: than one restore holds, still a bound no trace may pass.
+TRACE_BOUND = 16 << 20
+
+
+def probe_trace(data: bytes, *, measure: bool = True, seconds: float = DEADLINE_SECONDS,
+                bound: int = TRACE_BOUND) -> Outcome:
+    """Run the trace file ``data`` as ``vmstate run`` does (decoded, checked
+    whole, then run within an event budget): a typed error that names its
+    line, or a machine that saves again."""
+    def run():
+        text = decode_trace(data)
+        options = check_trace(text)
+        runner = Runner(PcMachine(**options, budget=EventBudget(TRACE_EVENTS)))
+        runner.session.observations = None
+        for _ in runner.run(iter_commands(text)):
+            pass
+        return runner.machine
+
+    out, machine = _attempt(run, VmstateError, measure, seconds, bound)
+    if out.violation is None and out.error is not None and out.error.line is None:
+        out.violation, out.detail = "no line", f"{type(out.error).__name__}: {out.error}"
+    elif out.violation is None and out.error is None:
+        _saves_again(out, machine)
     return out

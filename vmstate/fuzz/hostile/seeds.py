@@ -1,6 +1,7 @@
 """Valid streams from busy machines, and where their values lie."""
 from __future__ import annotations
 
+import bisect
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,28 @@ class Seed:
         self.layout = layout(self.data)
         if not any(s.idstr == "timer" for s in self.layout.sections):
             self.clock = self.machine.clock.now
+        self._fields = [leaf for leaf in self.layout.values if not leaf.counter]
+        self._starts = [leaf.offset for leaf in self._fields]
+        self.offsets: dict[str, set[int]] = {}
+        for leaf in self._fields:
+            self.offsets.setdefault(leaf.path, set()).add(leaf.offset)
+
+    def offsets_in(self, data: bytes) -> dict[str, set[int]] | None:
+        """Where the seed's fields are in ``data`` (a path may have two
+        places: a format that repeats a field), when ``data`` is the seed
+        with at most one field's bytes changed (so nothing moved), else
+        None.  The comparison is one XOR of the two as integers."""
+        if len(data) != len(self.data):
+            return None
+        diff = int.from_bytes(data, "big") ^ int.from_bytes(self.data, "big")
+        if not diff:
+            return self.offsets
+        first = len(data) - 1 - (diff.bit_length() - 1) // 8
+        last = len(data) - 1 - ((diff & -diff).bit_length() - 1) // 8
+        i = bisect.bisect_right(self._starts, first) - 1
+        if i >= 0 and last < self._fields[i].offset + self._fields[i].size:
+            return self.offsets
+        return None
 
 
 def _run_to_migrate(path: Path):
