@@ -4,6 +4,7 @@ invisible to the guest across a same-version migration, except where QEMU
 prints what QEMU 7.2 printed across real migrations, and a migration QEMU
 itself gets wrong is caught where it shows."""
 import json
+import re
 import tracemalloc
 
 import pytest
@@ -147,6 +148,9 @@ def test_a_counterexample_file_replays_the_same_verdict(tmp_path):
     assert same(replay.divergence.straight) == same(original.divergence.straight)
     assert same(replay.divergence.migrated) == same(original.divergence.migrated)
     assert "downtime=7" in out.read_text()
+    told = int(re.search(r"^# the runs part at line (\d+)", out.read_text(), re.M).group(1))
+    assert told == replay.divergence.line
+    assert out.read_text().splitlines()[told - 1] == RTC_BUG.read_text().splitlines()[original.divergence.line - 1]
     run = CliRunner().invoke(main, ["run", str(out)])
     assert run.exit_code == 0
 

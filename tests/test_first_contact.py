@@ -260,3 +260,49 @@ def test_a_killed_writers_partial_file_is_removed_by_the_next_write(tmp_path):
     write_atomically(tmp_path / "s.snap", b"whole")
     assert not abandoned.exists() and live.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "s.snap"])
+
+
+# -- one set of names, and small things ---------------------------------------------------------
+SCENARIO = "fixtures/scenarios/pit-between-latched-count-bytes.trace"
+
+
+def test_devices_are_named_alike_in_every_option(tmp_path):
+    from vmstate.core.paths import REPO
+
+    scenario = REPO / SCENARIO
+    refused(cli(["check", "--to", "bogus:1", scenario]), "no device 'bogus'")
+    refused(cli(["check", "--to", "i8524:2", scenario]), "no device 'i8524'")
+    refused(cli(["check", "--from", "bogus:1", scenario]), "no device 'bogus'")
+    assert cli(["save", scenario, "-o", tmp_path / "a.snap", "--versions", "pit=2"]).exit_code == 0
+    header = snapshot.decode((tmp_path / "a.snap").read_bytes()).header
+    assert header["versions"] == {"i8254": 2}
+    result = cli(["matrix", "--device", "pit", "--json", scenario])
+    assert result.exit_code == 0 and list(json.loads(result.output)["devices"]) == ["i8254"]
+
+
+def test_matrix_json_and_markdown_together_is_a_usage_error():
+    refused(cli(["matrix", "--json", "--markdown"]), "--json and --markdown")
+
+
+def test_a_refused_check_counts_the_migration_it_refused():
+    out = cli(["check", "-"], "outb 0x43 0x34\nmigrate from=mc146818rtc:3 to=mc146818rtc:2\n").output
+    assert "1 migration(s), the last refused" in out and "0 migration(s)" not in out
+
+
+def test_fuzz_leaves_nothing_in_the_current_folder_when_it_finds_nothing(tmp_path):
+    here = tmp_path / "here"
+    here.mkdir()
+    env = {**os.environ, "VMSTATE_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-m", "vmstate", "fuzz", "--examples", "3", "--seed", "1"], cwd=here,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert list(here.iterdir()) == []
+
+
+def test_a_check_imports_deepdiff_only_when_a_report_reads_a_diff():
+    code = ("import sys; from vmstate.check import checker; "
+            "v = checker.check(open(%r).read()); assert v.equivalent; print('deepdiff' in sys.modules)")
+    from vmstate.core.paths import REPO
+
+    done = subprocess.run([sys.executable, "-c", code % str(REPO / SCENARIO)], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr

@@ -374,3 +374,43 @@ def test_the_command_exits_0_when_clean_and_2_on_bad_input(tmp_path):
 
 def test_the_descriptions_length_is_bounded_by_the_stream_layer():
     assert stream.MAX_DESCRIPTION < probe.ALLOCATION_BOUND
+
+
+# -- the end of time -----------------------------------------------------------------------------
+def _busy_reads(m: PcMachine) -> None:
+    """What a guest reads of every device, so that any time a model derives
+    from a stored one is computed."""
+    for port in (0x40, 0x41, 0x42, 0x61):
+        m.io_read(port, 1)
+    for reg in range(14):
+        m.io_write(0x70, 1, reg)
+        m.io_read(0x71, 1)
+    m.io_read(0x608, 4)
+    for offset in (0x0, 0x10, 0x20, 0xF0, 0x100, 0x108, 0x120, 0x140):
+        m.mem_read(0xFED00000 + offset, 4)
+
+
+def test_a_time_near_the_end_of_time_is_refused_or_lives_on():
+    """Every 64-bit field of a busy stream set to each of the ends of time:
+    refused with a typed error, or a machine that reads, steps (by a
+    nanosecond, a second, a thousand seconds, to its next deadline) and saves
+    after each, within an event budget."""
+    from vmstate.core.clock import EventBudget
+    from vmstate.core.errors import VmstateError
+
+    for leaf in [v for v in BUSY.layout.values if v.size == 8]:
+        lo, hi = pool.bounds(leaf)
+        for value in (v for v in mutations.END_OF_TIME if lo <= v <= hi):
+            try:
+                m = migration.restore(pool.write_value(leaf, BUSY.data, value), **BUSY.options)
+            except StreamError:
+                continue
+            m.clock.budget = EventBudget(100_000)
+            migration.save(m)
+            for step in (1, 10**9, 10**12, None):
+                try:
+                    m.clock_step(step)
+                except VmstateError:                # past the end of time, or over the budget
+                    break
+                _busy_reads(m)
+                migration.save(m)
