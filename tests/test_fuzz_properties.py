@@ -189,3 +189,24 @@ def test_c_random_traces_print_what_qemu_prints(trace):
     theirs = _theirs(trace)
     first = first_difference(ours, theirs)
     assert first is None, f"output line {first + 1}: vmstate {ours[first:first + 1]} QEMU {theirs[first:first + 1]}\n{trace}"
+
+
+@pytest.mark.oracle
+@FAST(8)
+@given(scenarios(min_migrations=1))
+def test_c_random_traces_migrate_between_qemu_and_vmstate_as_qemu_to_qemu(trace):
+    """Random traces, each migration through the real bytes from QEMU to
+    vmstate or from vmstate to QEMU: the output is QEMU->QEMU's."""
+    from vmstate.trace.oracle import Reference, first_difference
+
+    try:
+        _ours(trace)
+    except EventBudgetExceeded:
+        assume(False)
+    commands = parse_trace(trace)
+    reference = Reference("2000-01-01T00:00:00")
+    theirs = reference.run(commands)
+    for first, second in (("qemu", "vmstate"), ("vmstate", "qemu")):
+        hybrid = reference.between(commands, first, second)
+        at = first_difference(hybrid, theirs)
+        assert at is None, f"{first}->{second}, output line {at + 1}: {hybrid[at:at + 1]} vs {theirs[at:at + 1]}\n{trace}"

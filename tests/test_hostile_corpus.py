@@ -28,6 +28,6 @@ def test_each_kept_input_is_still_refused_the_same_way(entry, data):
     assert out.signature == (entry["error"], entry["offset"], entry["path"], entry.get("line"))
 
 
-def test_the_corpus_holds_snapshot_files_and_traces_too():
+def test_the_corpus_holds_snapshot_files_traces_and_whole_qemu_streams_too():
     kinds = {entry.get("kind", "stream") for entry, _ in CORPUS}
-    assert kinds == {"stream", "snapshot", "trace"}
+    assert kinds == {"stream", "snapshot", "trace", "qemu"}

@@ -77,3 +77,41 @@ def test_migrating_the_reference_mid_count_is_invisible(tmp_path):
     assert migrated[:8] == straight[:8] and migrated[8] == "OK" and migrated[9:] == straight[8:]
     stream = next(tmp_path.glob("stream-*.bin")).read_bytes()
     assert stream[:8] == b"QEVM\x00\x00\x00\x03"
+
+
+# -- migration between implementations ----------------------------------------------------------
+from differential import load, recorded, scenarios  # noqa: E402
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("first, second", [("qemu", "vmstate"), ("vmstate", "qemu")])
+@pytest.mark.parametrize("path", scenarios(), ids=lambda p: p.stem)
+def test_the_library_migrates_between_qemu_and_vmstate_as_qemu_migrates_to_itself(path, first, second):
+    """Through the real bytes, mid-operation, each migrate line moving the
+    machine to the other implementation: the output is QEMU->QEMU's, as
+    recorded from the reference."""
+    commands, options = load(path)
+    assert Reference(options["rtc_base"], options["rtc_clock"]).between(commands, first, second) == recorded(path)
+
+
+@pytest.mark.oracle
+def test_oracle_migrate_finds_a_stream_that_loses_a_field_and_names_it(monkeypatch):
+    """vmstate -> QEMU with a schema that drops the PIT's write_state: QEMU
+    takes the reload's second byte as a first one, the output parts, and the
+    command names the field the two streams sent differ in."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from planted import PLANTED
+    from vmstate.machine import migration
+
+    scenario = Path(__file__).parent.parent / "fixtures" / "scenarios" / "pit-between-reload-bytes.trace"
+    good = CliRunner().invoke(main, ["oracle", "migrate", str(scenario), "--from", "vmstate", "--to", "qemu"])
+    assert good.exit_code == 0, good.output
+    save = migration.save
+    monkeypatch.setattr(migration, "save", lambda machine, versions=None, sections=None:
+                        save(machine, versions, PLANTED["pit-write-state-dropped"].sections))
+    bad = CliRunner().invoke(main, ["oracle", "migrate", str(scenario), "--from", "vmstate", "--to", "qemu"])
+    assert bad.exit_code == 1
+    assert "parts" in bad.output and "i8254.channels[0].write_state" in bad.output

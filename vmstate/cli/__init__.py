@@ -1,6 +1,6 @@
 """The ``vmstate`` command line: one module per group of commands, each
 adding its commands to the one group (``vmstate.cli.group.main``)."""
-from vmstate.cli import campaigns, checks, reference, schema, traces  # noqa: F401 (each adds its commands)
+from vmstate.cli import campaigns, checks, reference, schema, streams, traces  # noqa: F401 (each adds its commands)
 from vmstate.cli.group import main
 
 __all__ = ["main", "command_line"]

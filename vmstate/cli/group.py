@@ -31,6 +31,13 @@ def machine_options(func):
     return func
 
 
+def clock_option(func):
+    """``--clock``: the virtual time of a stream that does not carry it."""
+    return click.option("--clock", type=click.IntRange(min=0), default=None, metavar="NS",
+                        help="The virtual time the stream was saved at, where it does not carry it "
+                             "(QEMU under qtest: its clock is not the timer section's).")(func)
+
+
 def budget_option(func):
     """``--max-events``: the bound on the work any input can make a command do."""
     return click.option("--max-events", default=DEFAULT_MAX_EVENTS, show_default=True, metavar="N",

@@ -83,6 +83,88 @@ def oracle_record(traces):
         fail(err, False, path)
 
 
+IMPLEMENTATIONS = click.Choice(["qemu", "vmstate"])
+
+
+@oracle.command("migrate")
+@trace_argument()
+@click.option("--from", "first", type=IMPLEMENTATIONS, default="qemu", show_default=True,
+              help="Where the trace starts.")
+@click.option("--to", "second", type=IMPLEMENTATIONS, default="vmstate", show_default=True,
+              help="Where the first migrate line moves it (later ones move it back and forth).")
+@machine_options
+@click.option("--json", "as_json", is_flag=True, help="Print both outputs, the first difference and the streams' "
+                                                       "differences as JSON.")
+def oracle_migrate(trace, first, second, rtc_base, rtc_clock, as_json):
+    """Run TRACE migrating between implementations through the real bytes
+    (QEMU's own stream into vmstate, vmstate's into a fresh QEMU started with
+    -incoming), and compare the whole output with the same trace migrated
+    QEMU to QEMU.
+
+    Both go through the same harness (a destination QEMU loads at clock 0
+    and is then clock_set; its interrupt interception restarts), so nothing
+    else may differ.  Exit 0 when the outputs are identical, 1 when they
+    part (the first such line, and what differs between the two streams
+    sent at the last migration before it), 2 on bad input or a missing
+    reference."""
+    import tempfile
+
+    from vmstate.trace.oracle import Reference, first_difference
+    from vmstate.trace.qtest import parse_trace
+
+    try:
+        text, options = load_trace_file(trace, rtc_base, rtc_clock)
+        commands = parse_trace(text)
+        with tempfile.TemporaryDirectory(prefix="vmstate-migrate-") as kept:
+            kept = Path(kept)
+            lines_of: list[int] = []
+            hybrid = Reference(options["rtc_base"], options["rtc_clock"], kept / "hybrid").between(
+                commands, first, second, lines_of)
+            baseline = Reference(options["rtc_base"], options["rtc_clock"], kept / "qemu").run(commands)
+            where = first_difference(hybrid, baseline)
+            streams = _streams_before(kept, lines_of[where] if where is not None and where < len(lines_of)
+                                      else None, options) if where is not None else None
+    except VmstateError as err:
+        fail(err, as_json, trace)
+    if as_json:
+        click.echo(json.dumps({"from": first, "to": second, "output": hybrid, "qemu": baseline,
+                               "first_difference": where, "streams": streams}))
+    else:
+        click.echo("\n".join(hybrid))
+        if where is None:
+            click.echo(f"identical to QEMU 7.2 migrating to itself ({len(baseline)} lines)", err=True)
+        else:
+            shown = baseline[where] if where < len(baseline) else "(nothing)"
+            click.echo(f"output line {where + 1} parts: {first}->{second} gives "
+                       f"{hybrid[where] if where < len(hybrid) else '(nothing)'}, QEMU->QEMU {shown}", err=True)
+            for section in (streams or {}).get("sections", []):
+                for change in section["fields"]:
+                    click.echo(f"  the streams sent differ in {section['section']}.{change['field']}: "
+                               f"{change['a']} vs QEMU's {change['b']}", err=True)
+    sys.exit(0 if where is None else 1)
+
+
+def _streams_before(kept: Path, line: int | None, options: dict) -> dict | None:
+    """What differs between the stream the hybrid run sent and the one QEMU
+    sent at the last migration before ``line``."""
+    from vmstate.machine.qemu_streams import compare, open_stream
+
+    names = sorted((p.name for p in (kept / "hybrid").glob("stream-line*.bin")),
+                   key=lambda n: int(n[len("stream-line"):-4]))
+    before = [n for n in names if line is None or int(n[len("stream-line"):-4]) < line]
+    if not before:
+        return None
+    mine, theirs = kept / "hybrid" / before[-1], kept / "qemu" / before[-1]
+    try:
+        a = open_stream(mine, **options)
+        b = open_stream(theirs, **options)
+    except VmstateError:
+        return None
+    result = compare(a, b, {}, {})
+    result["sections"] = [s for s in result["sections"] if s["section"] != "timer"]
+    return result
+
+
 @oracle.command("diff")
 @trace_argument()
 @machine_options

@@ -1,12 +1,12 @@
-"""Traces and snapshots: ``run``, ``save``, ``restore``, ``inspect``."""
+"""Traces and snapshots: ``run``, ``save``, ``restore``."""
 from __future__ import annotations
 
 import json
 
 import click
 
-from vmstate.cli.group import (budget_option, event_budget, events_json, fail, load_trace_file, machine_options,
-                               main, trace_argument)
+from vmstate.cli.group import (budget_option, clock_option, event_budget, events_json, fail, load_trace_file,
+                               machine_options, main, trace_argument)
 from vmstate.core.errors import UsageError, VmstateError
 
 
@@ -50,17 +50,25 @@ def _versions_option(func):
 @main.command()
 @trace_argument()
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True),
-              help="Snapshot file to write (atomically), or - for standard output.")
+              help="File to write (atomically), or - for standard output.")
+@click.option("--format", "form", type=click.Choice(["snapshot", "qemu"]), default="snapshot", show_default=True,
+              help="A vmstate snapshot (the stream and what it needs beside it), or the raw stream alone, "
+                   "which QEMU 7.2 loads with -incoming.")
 @_versions_option
 @machine_options
 @budget_option
 @click.option("--json", "as_json", is_flag=True, help="Print the snapshot's header as JSON.")
-def save(trace, output, versions, rtc_base, rtc_clock, max_events, as_json):
+def save(trace, output, form, versions, rtc_base, rtc_clock, max_events, as_json):
     """Run TRACE on a fresh machine, then save its device state to a snapshot.
 
     The snapshot holds a QEMU 7.2 migration stream and, beside it, the
     machine options, versions and clocks it needs; a checksum covers it all.
-    Written to standard output, the summary goes to standard error."""
+    With --format qemu the stream alone is written: the configuration
+    section, the timer devices' sections, EOF and the JSON description,
+    which an unmodified QEMU 7.2 loads (-incoming "exec:cat FILE") and goes
+    on from; the sections it leaves out (RAM, CPUs, other devices) keep
+    their reset state there.  Written to standard output, the summary goes
+    to standard error."""
     from vmstate.machine import migration
     from vmstate.machine.names import parse_versions
     from vmstate.machine.pc import PcMachine
@@ -80,7 +88,7 @@ def save(trace, output, versions, rtc_base, rtc_clock, max_events, as_json):
                 pass
         stream = migration.save(runner.machine, chosen)
         header = snapshot.header_for(runner.machine, chosen)
-        data = snapshot.encode(stream, header)
+        data = snapshot.encode(stream, header) if form == "snapshot" else stream
         if output == "-":
             click.get_binary_stream("stdout").write(data)
         else:
@@ -97,41 +105,40 @@ def save(trace, output, versions, rtc_base, rtc_clock, max_events, as_json):
                    err=output == "-")
 
 
-def _read_snapshot(path):
-    """A snapshot file's stream and header, its header checked as the
-    machine it names would be built (errors name the header key)."""
-    from vmstate.core.inputs import read_input
-    from vmstate.machine.migration import snapshot_options
-    from vmstate.wire import snapshot
-
-    snap = snapshot.decode(read_input(path, "snapshot"))
-    return snap, snapshot_options(snap)
-
-
 @main.command()
-@click.argument("snapshot_file", metavar="SNAPSHOT", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("stream_file", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True))
 @trace_argument(required=False)
+@clock_option
+@machine_options
 @budget_option
 @click.option("--json", "as_json", is_flag=True, help="Print the observation record as JSON.")
-def restore(snapshot_file, trace, max_events, as_json):
-    """Restore SNAPSHOT into a fresh machine and run TRACE from there.
+def restore(stream_file, trace, clock, rtc_base, rtc_clock, max_events, as_json):
+    """Restore FILE (a vmstate snapshot, or a migration stream QEMU wrote)
+    into a fresh machine and run TRACE from there.
 
     The replies are what the saved machine would have answered had it gone
-    on; without TRACE, only the restored virtual time is printed."""
-    from vmstate.machine import migration
+    on; without TRACE, only the restored virtual time is printed.  A raw
+    stream's machine comes from its configuration section and the options
+    given (the RTC's base and clock are not in a stream), its time from its
+    timer section or --clock."""
+    from vmstate.machine import qemu_streams
     from vmstate.trace.qtest import Runner, iter_commands
 
     try:
-        if trace == "-" and snapshot_file == "-":
-            raise UsageError("SNAPSHOT and TRACE cannot both be standard input")
+        if trace == "-" and stream_file == "-":
+            raise UsageError("FILE and TRACE cannot both be standard input")
         text = load_trace_file(trace, None, None)[0] if trace is not None else ""
-        snap, options = _read_snapshot(snapshot_file)
+        opened = qemu_streams.open_stream(stream_file, clock, rtc_base=rtc_base, rtc_clock=rtc_clock)
     except VmstateError as err:
-        fail(err, as_json, snapshot_file)
+        fail(err, as_json, stream_file)
     try:
         with event_budget(max_events) as budget:
-            with snap.in_the_file():
-                machine = migration.restore(snap.stream, **options, budget=budget)
+            machine = qemu_streams.restore(opened.stream, clock, **opened.options, budget=budget)
+    except VmstateError as err:
+        fail(err, as_json, stream_file)
+    try:
+        with event_budget(max_events) as budget:
+            machine.clock.budget = budget
             runner = Runner(machine)
             if as_json:
                 for _ in runner.run(iter_commands(text)):
@@ -140,44 +147,9 @@ def restore(snapshot_file, trace, max_events, as_json):
                 return
             runner.session.observations = None
             if trace is None:
-                click.echo(f"restored {snapshot_file} at virtual time {machine.clock.now} ns")
+                click.echo(f"restored {stream_file} at virtual time {machine.clock.now} ns")
             for line in runner.run(iter_commands(text)):
                 click.echo(line)
     except VmstateError as err:
         fail(err, as_json, trace)
 
-
-@main.command()
-@click.argument("snapshot_file", metavar="SNAPSHOT", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--json", "as_json", is_flag=True, help="Print the decoded sections as JSON.")
-def inspect(snapshot_file, as_json):
-    """Decode and validate SNAPSHOT and show every section's fields."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from vmstate.machine import migration
-    from vmstate.machine.pc import PcMachine
-    from vmstate.present import flatten, jsonable, shown
-    from vmstate.wire.table import to_container
-
-    try:
-        snap, options = _read_snapshot(snapshot_file)
-        with snap.in_the_file():
-            loaded = migration.decode(snap.stream, PcMachine(**options))
-    except VmstateError as err:
-        fail(err, as_json, snapshot_file)
-    decoded = [{"section": s.idstr, "version": s.version,
-                "fields": to_container(s.description, s.version, s.state)} for s in loaded.sections]
-    if as_json:
-        click.echo(json.dumps({"header": snap.header, "sections": decoded}, default=jsonable))
-        return
-    console = Console()
-    console.print(f"[bold]{snapshot_file}[/]: machine {snap.header['machine']}, "
-                  f"virtual time {snap.header['virtual_ns']} ns")
-    for item in decoded:
-        table = Table(title=f"{item['section']} (version {item['version']})", show_header=True)
-        table.add_column("field")
-        table.add_column("value")
-        for name, value in flatten(item["fields"]):
-            table.add_row(name, shown(value))
-        console.print(table)

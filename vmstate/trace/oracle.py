@@ -23,7 +23,7 @@ from pathlib import Path
 from vmstate.core.paths import BUILD_ORACLE, cache
 from vmstate.core.errors import OracleError, OracleUnavailable
 from vmstate.machine.pc import parse_rtc_base
-from vmstate.trace.qtest import Command
+from vmstate.trace.qtest import Command, Runner
 
 BUILD_SCRIPT = BUILD_ORACLE
 FIRMWARE = ("/usr/share/qemu", "/usr/share/seabios")
@@ -160,6 +160,112 @@ class _Qemu:
         self.log.close()
 
 
+def _settle(qemu: _Qemu, line: int) -> None:
+    """Wait until a QEMU started with ``-incoming`` has loaded its stream."""
+    for _ in range(int(TIMEOUT * 20)):
+        if qemu.execute("query-status").get("status") != "inmigrate":
+            return
+        time.sleep(0.05)
+    raise OracleError(f"line {line}: the reference never finished loading the stream")
+
+
+class _QemuSide:
+    """QEMU 7.2 under qtest as one side of a migration."""
+
+    kind = "qemu"
+
+    def __init__(self, options: dict, workdir: Path, incoming: Path | None = None):
+        self.options, self.workdir = options, workdir
+        self.qemu = _Qemu(workdir, options["rtc_base"], options["rtc_clock"], incoming)
+
+    def command(self, command: Command) -> list[str]:
+        return self.qemu.command(command.text)
+
+    def now(self) -> int:
+        return int(self.qemu.command("clock_step 0")[-1].split()[1])
+
+    def stream(self, path: Path, line: int) -> None:
+        self.qemu.execute("migrate", uri=f"exec:cat > {path}")
+        for _ in range(int(TIMEOUT * 20)):
+            status = self.qemu.execute("query-migrate").get("status")
+            if status == "completed":
+                return
+            if status in ("failed", "cancelled"):
+                raise OracleError(f"line {line}: the reference's migration {status}")
+            time.sleep(0.05)
+        raise OracleError(f"line {line}: the reference's migration did not complete")
+
+    @classmethod
+    def arrive(cls, options: dict, workdir: Path, path: Path, now: int, line: int, intercepting,
+               levels: dict[int, int]) -> "_QemuSide":
+        """A fresh QEMU loading ``path`` as the harness makes one: it loads
+        at clock 0, is ``clock_set`` to the source's time (the qtest clock
+        is not in the stream), and intercepts again; a line the client last
+        saw high is set high through the intercepted input, so that the new
+        session reports what the guest would see (its own "IRQ raise" is
+        swallowed)."""
+        side = cls(options, workdir, incoming=path)
+        try:
+            _settle(side.qemu, line)
+            side.qemu.execute("cont")
+            side.qemu.command(f"clock_set {now}")
+            if intercepting:
+                side.qemu.command(f"irq_intercept_in {intercepting}")
+                for gsi, level in sorted(levels.items()):
+                    if level:
+                        side.qemu.command(f"set_irq_in {intercepting} unnamed-gpio-in {gsi} 1")
+        except BaseException:
+            side.close()
+            raise
+        return side
+
+    def close(self) -> None:
+        self.qemu.close()
+
+
+class _OurSide:
+    """vmstate's pc machine as one side of a migration."""
+
+    kind = "vmstate"
+
+    def __init__(self, machine):
+        self.runner = Runner(machine)
+
+    def command(self, command: Command) -> list[str]:
+        return self.runner.execute(command)
+
+    def now(self) -> int:
+        return self.runner.machine.clock.now
+
+    def stream(self, path: Path, line: int) -> None:
+        from vmstate.machine import migration
+
+        path.write_bytes(migration.save(self.runner.machine))
+
+    @classmethod
+    def arrive(cls, options: dict, workdir: Path, path: Path, now: int, line: int, intercepting,
+               levels: dict[int, int]) -> "_OurSide":
+        """The stream loaded as the harness loads one into QEMU (at clock 0,
+        then ``clock_set`` to the source's time with interrupts not
+        intercepted), whoever wrote it."""
+        from vmstate.machine import qemu_streams
+        from vmstate.machine.pc import IOAPIC_PINS, Session
+
+        with open(path, "rb") as handle:
+            real = qemu_streams.read(handle, clock=now, **options)
+        machine = qemu_streams.restore_as_the_harness_does(real, now, **options)
+        session = Session(intercepting=bool(intercepting))
+        session.irq_levels = [levels.get(gsi, 0) for gsi in range(IOAPIC_PINS)]
+        machine.session = session
+        return cls(machine)
+
+    def close(self) -> None:
+        pass
+
+
+SIDES = {"qemu": _QemuSide, "vmstate": _OurSide}
+
+
 class Reference:
     """Runs traces on QEMU 7.2.  ``keep_streams`` keeps each migration's
     stream file there, named after the trace line that made it."""
@@ -171,63 +277,50 @@ class Reference:
         self.keep_streams = keep_streams
 
     def run(self, commands: list[Command]) -> list[str]:
+        return self.between(commands, "qemu", "qemu")
+
+    def between(self, commands: list[Command], first: str, second: str,
+                lines_of: list[int] | None = None) -> list[str]:
+        """The trace started on ``first`` ("qemu" or "vmstate"), each
+        ``migrate`` line moving the machine through the real bytes to the
+        other of ``first`` and ``second`` (back and forth), as the harness
+        migrates QEMU to QEMU.  ``lines_of`` is given the trace line of
+        every output line."""
+        from vmstate.machine.pc import PcMachine
+
+        options = {"rtc_base": self.rtc_base, "rtc_clock": self.rtc_clock}
         workdir = Path(tempfile.mkdtemp(prefix="vmstate-oracle-"))
-        qemu = _Qemu(workdir, self.rtc_base, self.rtc_clock)
+        side = _QemuSide(options, workdir) if first == "qemu" else _OurSide(PcMachine(**options))
         out: list[str] = []
         intercepting = False
         levels: dict[int, int] = {}
         try:
             for command in commands:
                 if command.name == "migrate":
-                    qemu = self._migrate(qemu, workdir, command, intercepting, levels)
+                    now = side.now()
+                    stream = workdir / f"stream-line{command.line}.bin"
+                    side.stream(stream, command.line)
+                    side.close()
+                    if self.keep_streams is not None:
+                        self.keep_streams.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(stream, self.keep_streams / stream.name)
+                    target = second if side.kind == first and first != second else first
+                    side = SIDES[target].arrive(options, workdir, stream, now, command.line, intercepting, levels)
                     out.append("OK")
+                    if lines_of is not None:
+                        lines_of.append(command.line)
                     continue
-                lines = qemu.command(command.text)
+                lines = side.command(command)
                 if command.name == "irq_intercept_in" and lines[-1] == "OK":
                     intercepting = command.args[0]
-                for line in lines[:-1]:
-                    _, change, number = line.split()
-                    levels[int(number)] = 1 if change == "raise" else 0
+                for line in lines:
+                    if line.startswith("IRQ "):
+                        _, change, number = line.split()
+                        levels[int(number)] = 1 if change == "raise" else 0
                 out.extend(lines)
+                if lines_of is not None:
+                    lines_of.extend([command.line] * len(lines))
         finally:
-            qemu.close()
+            side.close()
             shutil.rmtree(workdir, ignore_errors=True)
         return out
-
-    def _migrate(self, source: _Qemu, workdir: Path, command: Command, intercepting,
-                 levels: dict[int, int]) -> _Qemu:
-        now = int(source.command("clock_step 0")[-1].split()[1])
-        stream = workdir / f"stream-line{command.line}.bin"
-        source.execute("migrate", uri=f"exec:cat > {stream}")
-        for _ in range(int(TIMEOUT * 20)):
-            status = source.execute("query-migrate").get("status")
-            if status == "completed":
-                break
-            if status in ("failed", "cancelled"):
-                raise OracleError(f"line {command.line}: the reference's migration {status}")
-            time.sleep(0.05)
-        else:
-            raise OracleError(f"line {command.line}: the reference's migration did not complete")
-        source.close()
-        if self.keep_streams is not None:
-            self.keep_streams.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(stream, self.keep_streams / stream.name)
-        dest = _Qemu(workdir, self.rtc_base, self.rtc_clock, incoming=stream)
-        for _ in range(int(TIMEOUT * 20)):
-            if dest.execute("query-status").get("status") != "inmigrate":
-                break
-            time.sleep(0.05)
-        else:
-            raise OracleError(f"line {command.line}: the reference never finished loading the stream")
-        dest.execute("cont")
-        dest.command(f"clock_set {now}")
-        if intercepting:
-            dest.command(f"irq_intercept_in {intercepting}")
-            # The new qtest session believes every line is low; a line the
-            # source last reported high is set high again through the
-            # intercepted input, so that the session reports what the guest
-            # would see (its own "IRQ raise" is swallowed).
-            for line, level in sorted(levels.items()):
-                if level:
-                    dest.command(f"set_irq_in {intercepting} unnamed-gpio-in {line} 1")
-        return dest

@@ -14,16 +14,18 @@ from vmstate.core.errors import UsageError
 from vmstate.core.paths import FIXTURES
 from vmstate.fuzz.hostile.corpus import input_kind, keep, write_corpus
 from vmstate.fuzz.hostile.mutations import mutate
-from vmstate.fuzz.hostile.probe import (ALLOCATION_BOUND, DEADLINE_SECONDS, RETAINED_BOUND, TRACE_BOUND, WARM_UP,
-                                        probe, probe_snapshot, probe_trace, snapshot)
+from vmstate.fuzz.hostile.probe import (ALLOCATION_BOUND, DEADLINE_SECONDS, REAL_BOUND, RETAINED_BOUND, TRACE_BOUND,
+                                        WARM_UP, probe, probe_real, probe_snapshot, probe_trace, snapshot)
+from vmstate.fuzz.hostile.realstreams import hostile_real, real_seeds
 from vmstate.fuzz.hostile.seeds import destination_of, seeds
 from vmstate.fuzz.hostile.snapshots import hostile_snapshot
 from vmstate.fuzz.hostile.traces import hostile_trace, trace_seeds
 from vmstate.present import Progress, console
 
-#: Of every hundred inputs, how many are snapshot files and traces; the
-#: rest are streams, where most of the bytes a user is handed come from.
-SNAPSHOTS, TRACES = 6, 8
+#: Of every hundred inputs, how many are snapshot files, traces and whole
+#: QEMU streams (slow to read: 300 KB each); the rest are device-state
+#: streams, where most of the bytes a user is handed come from.
+SNAPSHOTS, TRACES, REAL = 6, 8, 3
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Report:
                 "mutations": dict(sorted(self.mutations.items())),
                 "peak_bytes": self.peak, "allocation_bound": ALLOCATION_BOUND,
                 "peak_bytes_by_kind": dict(sorted(self.peaks.items())), "trace_allocation_bound": TRACE_BOUND,
+                "qemu_stream_allocation_bound": REAL_BOUND,
                 "slowest_seconds": round(self.slowest, 4), "deadline_seconds": DEADLINE_SECONDS,
                 "retained_bytes": self.retained, "retained_bound": RETAINED_BOUND,
                 "corpus": len(self.kept), "clean": self.clean,
@@ -79,6 +82,7 @@ def campaign(inputs: int, seed: int = 0, progress: Callable[[int], None] | None 
     rng = random.Random(seed)
     pool = seeds(root, scenarios)
     texts = trace_seeds(root)
+    whole = real_seeds(root)
     # Busy destinations (copies), by destination_of; a restore that
     # succeeds rightly changes one, and it serves on as the machine that
     # stream describes.
@@ -103,6 +107,11 @@ def campaign(inputs: int, seed: int = 0, progress: Callable[[int], None] | None 
             elif kind < SNAPSHOTS + TRACES:
                 name, data = hostile_trace(rng, texts)
                 out = probe_trace(data, measure=measure)
+            elif kind < SNAPSHOTS + TRACES + REAL and whole:
+                name, data, real = hostile_real(rng, whole)
+                out = probe_real(data, real.clock, measure=measure)
+                if out.error is not None and out.violation is None:
+                    keep(report, out.error, real, name, data, {"clock": real.clock}, real.data)
             else:
                 name, data = mutate(rng, source, pool)
                 d = destination_of(pool, s)
@@ -128,7 +137,7 @@ def campaign(inputs: int, seed: int = 0, progress: Callable[[int], None] | None 
             else:
                 label = type(out.error).__name__
                 report.refused[label] = report.refused.get(label, 0) + 1
-                if out.violation is None:
+                if out.violation is None and not name.startswith("qemu-"):
                     keep(report, out.error, source, name, data)
             if measure and n + 1 == WARM_UP:
                 gc.collect()

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import gzip
 import json
+import lzma
 from pathlib import Path
 
 from vmstate.core.errors import VmstateError
 from vmstate.core.paths import FIXTURES
-from vmstate.fuzz.hostile.probe import Outcome, probe, probe_snapshot, probe_trace
+from vmstate.fuzz.hostile.probe import Outcome, probe, probe_real, probe_snapshot, probe_trace
 from vmstate.fuzz.hostile.seeds import Seed
 from vmstate.machine.pc import PcMachine
 
 CORPUS = FIXTURES / "hostile"
 CORPUS_CAP = 200
+#: Of which whole QEMU streams, each a patch of a fixture stream.
+QEMU_CAP = 16
 # Inputs larger than this are kept gzip-compressed (they carry QEMU's JSON
 # description, most of a stream's bytes).
 PLAIN_LIMIT = 16 << 10
@@ -38,7 +41,7 @@ def region(seed: Seed, offset: int | None) -> str:
 def input_kind(mutation: str) -> str:
     """What an input is, by the mutation that made it: a stream, a snapshot
     file or a trace."""
-    return mutation.split("-")[0] if mutation.startswith(("snapshot-", "trace-")) else "stream"
+    return mutation.split("-")[0] if mutation.startswith(("snapshot-", "trace-", "qemu-")) else "stream"
 
 
 def kind_of(error: VmstateError, seed: Seed, kind: str = "stream") -> tuple:
@@ -59,6 +62,8 @@ def replay(data: bytes, options: dict, kind: str = "stream") -> Outcome:
         return probe_snapshot(data, measure=False)
     if kind == "trace":
         return probe_trace(data, measure=False)
+    if kind == "qemu":
+        return probe_real(data, options.get("clock"), measure=False)
     return probe(data, PcMachine(**options), measure=False)
 
 
@@ -77,14 +82,34 @@ def shrink(data: bytes, options: dict, signature: tuple) -> bytes:
     return keep
 
 
-def keep(report, error: VmstateError, seed: Seed, mutation: str, data: bytes) -> None:
-    key = kind_of(error, seed, input_kind(mutation))
+def keep(report, error: VmstateError, seed: Seed, mutation: str, data: bytes, options: dict | None = None,
+         base: bytes | None = None) -> None:
+    """Keep ``data`` for the corpus if it is the first (or the shortest) of
+    its kind of refusal.  ``base``: the stream it mutates, for inputs kept
+    as a patch of it (whole QEMU streams, 300 KB each)."""
+    kind = input_kind(mutation)
+    key = kind_of(error, seed, kind)
     held = report.kept.get(key)
     if held is not None and len(held["data"]) <= len(data):
         return
-    if held is None and len(report.kept) >= CORPUS_CAP:
+    if held is None and (len(report.kept) >= CORPUS_CAP or
+                         kind == "qemu" and sum(k[0] == "qemu" for k in report.kept) >= QEMU_CAP):
         return
-    report.kept[key] = {"data": data, "seed": seed.name, "mutation": mutation, "options": seed.options}
+    report.kept[key] = {"data": data, "seed": seed.name, "mutation": mutation,
+                        "options": seed.options if options is None else options, "base": base}
+
+
+def _patch(data: bytes, base: bytes) -> tuple[int, int, bytes]:
+    """``data`` as (bytes kept from the start of ``base``, from its end, the
+    bytes between)."""
+    head = 0
+    limit = min(len(data), len(base))
+    while head < limit and data[head] == base[head]:
+        head += 1
+    tail = 0
+    while tail < limit - head and data[-1 - tail] == base[-1 - tail]:
+        tail += 1
+    return head, tail, data[head:len(data) - tail]
 
 
 def write_corpus(report, out: Path) -> list[dict]:
@@ -106,14 +131,16 @@ def write_corpus(report, out: Path) -> list[dict]:
         signature = fresh.signature
         data = shrink(item["data"], item["options"], signature) if kind == "stream" else item["data"]
         name = f"{len(entries):03d}-{signature[0]}-{item['mutation']}.bin"
+        entry = {"file": name, "kind": kind, "error": signature[0], "offset": signature[1], "path": signature[2],
+                 "line": signature[3], "options": item["options"], "seed": item["seed"], "mutation": item["mutation"]}
+        if item.get("base") is not None:
+            entry["prefix"], entry["suffix"], data = _patch(data, item["base"])
         if len(data) > PLAIN_LIMIT:
-            name += ".gz"
+            entry["file"] = name = name + ".gz"
             (out / name).write_bytes(gzip.compress(data, mtime=0))
         else:
             (out / name).write_bytes(data)
-        entries.append({"file": name, "kind": kind, "error": signature[0], "offset": signature[1],
-                        "path": signature[2], "line": signature[3], "options": item["options"], "seed": item["seed"],
-                        "mutation": item["mutation"]})
+        entries.append(entry)
     index = {"about": "hostile inputs kept by `vmstate hostile` (streams, snapshot files, traces): each must "
                       "still be refused with this error class at this offset, path and line (a stream by a "
                       "fresh PcMachine(**options))",
@@ -123,9 +150,15 @@ def write_corpus(report, out: Path) -> list[dict]:
 
 
 def read_corpus(path: Path = CORPUS) -> list[tuple[dict, bytes]]:
+    """Every kept input, a patched one rebuilt from the real stream it
+    patches (``fixtures/streams/SEED.mig.xz``)."""
     index = json.loads((path / "index.json").read_text())
     out = []
     for entry in index["entries"]:
         raw = (path / entry["file"]).read_bytes()
-        out.append((entry, gzip.decompress(raw) if entry["file"].endswith(".gz") else raw))
+        data = gzip.decompress(raw) if entry["file"].endswith(".gz") else raw
+        if "prefix" in entry:
+            base = lzma.decompress((path.parent / "streams" / f"{entry['seed']}.mig.xz").read_bytes())
+            data = base[:entry["prefix"]] + data + base[len(base) - entry["suffix"]:]
+        out.append((entry, data))
     return out

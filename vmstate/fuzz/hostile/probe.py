@@ -181,6 +181,38 @@ def probe_snapshot(data: bytes, *, measure: bool = True, seconds: float = DEADLI
     return out
 
 
+#: A whole QEMU stream keeps a window of its bytes, its JSON description
+#: parsed (1 MiB of text at most) and every device decoded.
+REAL_BOUND = 16 << 20
+
+
+def probe_real(data: bytes, clock: int | None = None, *, measure: bool = True, seconds: float = DEADLINE_SECONDS,
+               bound: int = REAL_BOUND) -> Outcome:
+    """Read the whole QEMU stream ``data`` as ``vmstate inspect`` does: a
+    typed error naming the offset and the part of the stream, or a stream
+    read; one of a machine vmstate builds, with every timer section read by
+    its schema, must restore into a machine that saves again."""
+    import io
+
+    from vmstate.machine import qemu_streams
+
+    out, real = _attempt(lambda: qemu_streams.read(io.BytesIO(data), clock=clock), StreamError, measure, seconds,
+                         bound)
+    if out.violation is None and out.error is not None:
+        out.violation, out.detail = _misplaced(out.error, None)
+    elif out.violation is None:
+        try:
+            machine = qemu_streams.restore(real, clock)
+        except StreamError:
+            return out
+        except Exception as err:  # noqa: BLE001
+            out.violation = "untyped"
+            out.detail = "".join(traceback.format_exception(type(err), err, err.__traceback__)[-6:])
+            return out
+        _saves_again(out, machine)
+    return out
+
+
 #: The timer events a hostile trace may run: about a tenth of a second of
 #: work; more is refused with EventBudgetExceeded, a typed refusal.
 TRACE_EVENTS = 20_000
